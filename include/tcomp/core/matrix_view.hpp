@@ -1,0 +1,98 @@
+// Non-owning row-major 2-D views over caller memory. Kernels and quantizers take views so that callers
+// keep their own containers (Eigen, std::vector, mapped files) and nothing is copied.
+#pragma once
+
+#include <cmath>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+#include "tcomp/core/config.hpp"
+#include "tcomp/core/error.hpp"
+
+namespace tcomp {
+
+/// rows x cols, row-major, with a row stride (in elements) >= cols so sub-blocks of a larger matrix work.
+template <class T>
+class matrix_view {
+public:
+    using value_type = std::remove_const_t<T>;
+
+    constexpr matrix_view() = default;
+    constexpr matrix_view(T* data, index_t rows, index_t cols, index_t row_stride)
+        : data_(data), rows_(rows), cols_(cols), row_stride_(row_stride) {
+        if (rows < 0 || cols < 0 || row_stride < cols)
+            detail::throw_error<shape_error>("matrix_view: invalid shape ", rows, "x", cols, " with row stride ",
+                                             row_stride);
+        if (data == nullptr && rows * cols != 0)
+            detail::throw_error<shape_error>("matrix_view: null data for a ", rows, "x", cols, " matrix");
+    }
+    constexpr matrix_view(T* data, index_t rows, index_t cols) : matrix_view(data, rows, cols, cols) {}
+
+    /// A const view converts from a mutable one.
+    template <class U>
+        requires(std::is_const_v<T> && std::is_same_v<const U, T>)
+    constexpr matrix_view(const matrix_view<U>& other)
+        : data_(other.data()), rows_(other.rows()), cols_(other.cols()), row_stride_(other.row_stride()) {}
+
+    constexpr T* data() const { return data_; }
+    constexpr index_t rows() const { return rows_; }
+    constexpr index_t cols() const { return cols_; }
+    constexpr index_t row_stride() const { return row_stride_; }
+    constexpr index_t size() const { return rows_ * cols_; }
+    constexpr T& operator()(index_t r, index_t c) const { return data_[r * row_stride_ + c]; }
+    constexpr std::span<T> row(index_t r) const {
+        return std::span<T>(data_ + r * row_stride_, static_cast<std::size_t>(cols_));
+    }
+
+private:
+    T* data_ = nullptr;
+    index_t rows_ = 0;
+    index_t cols_ = 0;
+    index_t row_stride_ = 0;
+};
+
+/// A small owning row-major matrix for results of the reference code (contiguous, stride == cols).
+template <class T>
+class dense_matrix {
+public:
+    dense_matrix() = default;
+    dense_matrix(index_t rows, index_t cols, T fill = T{}) : rows_(rows), cols_(cols) {
+        if (rows < 0 || cols < 0) detail::throw_error<shape_error>("dense_matrix: negative shape ", rows, "x", cols);
+        data_.assign(static_cast<std::size_t>(rows * cols), fill);
+    }
+    index_t rows() const { return rows_; }
+    index_t cols() const { return cols_; }
+    T* data() { return data_.data(); }
+    const T* data() const { return data_.data(); }
+    T& operator()(index_t r, index_t c) { return data_[static_cast<std::size_t>(r * cols_ + c)]; }
+    const T& operator()(index_t r, index_t c) const { return data_[static_cast<std::size_t>(r * cols_ + c)]; }
+    matrix_view<T> view() { return {data_.data(), rows_, cols_}; }
+    matrix_view<const T> view() const { return {data_.data(), rows_, cols_}; }
+    std::vector<T>& storage() { return data_; }
+
+private:
+    index_t rows_ = 0;
+    index_t cols_ = 0;
+    std::vector<T> data_;
+};
+
+namespace detail {
+
+/// Rejects NaN/Inf with an error naming the first bad element: silent garbage is worse than a stop.
+template <class T>
+void require_finite(matrix_view<const T> m, const char* where, const char* what) {
+    for (index_t r = 0; r < m.rows(); ++r)
+        for (index_t c = 0; c < m.cols(); ++c)
+            if (!std::isfinite(static_cast<double>(m(r, c))))
+                throw_error<value_error>(where, ": ", what, "(", r, ", ", c, ") is ",
+                                         std::isnan(static_cast<double>(m(r, c))) ? "NaN" : "Inf",
+                                         " (the first non-finite element; clean the input or clamp it)");
+}
+
+inline void require_shape(bool ok, const char* where, const char* what) {
+    if (!ok) throw_error<shape_error>(where, ": ", what);
+}
+
+}  // namespace detail
+}  // namespace tcomp

@@ -1,0 +1,58 @@
+// One element through a quantizer: x -> code and code -> x, given its group's scale S and zero point z.
+// Arithmetic is in float (x / S is one correctly rounded division) so vector kernels can reproduce the
+// codes bit for bit; the oracle is the definition.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "tcomp/core/random.hpp"
+#include "tcomp/format/format_traits.hpp"
+
+namespace tcomp::detail {
+
+template <class Q>
+std::uint32_t quantize_value(float x, float scale, int zero, std::uint64_t seed, std::uint64_t counter) {
+    using F = typename Q::format;
+    const float v = x / scale;
+    if constexpr (integer_grid_format<F>) {
+        if constexpr (!F::dense_grid) {  // binary: the sign, or +1 with probability (v + 1) / 2
+            if constexpr (Q::rounding::is_stochastic) {
+                const float p = std::fmin(1.0f, std::fmax(0.0f, (v + 1.0f) * 0.5f));
+                return F::from_integer(uniform01(seed, counter) < p ? 1 : -1);
+            } else {
+                return F::encode(v);
+            }
+        } else {
+            const float shifted = v + static_cast<float>(zero);
+            double q = 0.0;
+            if constexpr (Q::rounding::is_stochastic)
+                q = std::floor(static_cast<double>(shifted) + static_cast<double>(uniform01(seed, counter)));
+            else
+                q = round_half_even(static_cast<double>(shifted));
+            if (!(q >= F::code_min)) q = F::code_min;  // also catches NaN
+            if (q > F::code_max) q = F::code_max;
+            return F::from_integer(static_cast<int>(q));
+        }
+    } else {
+        (void)zero, (void)seed, (void)counter;
+        return F::encode(v);
+    }
+}
+
+/// The value an integer kernel multiplies: the code's integer minus the zero point.
+template <class Q>
+int centered_integer(std::uint32_t code, int zero) {
+    return Q::format::to_integer(code) - zero;
+}
+
+template <class Q>
+float dequantize_value(std::uint32_t code, float scale, int zero) {
+    using F = typename Q::format;
+    if constexpr (integer_grid_format<F>)
+        return scale * static_cast<float>(F::to_integer(code) - zero);
+    else
+        return scale * F::decode(code);
+}
+
+}  // namespace tcomp::detail

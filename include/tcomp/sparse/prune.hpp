@@ -1,0 +1,96 @@
+// Magnitude pruning to a sparsity pattern: returns a keep-mask (1 = kept) of W[rows x cols], row-major.
+//   n_m<N, M>            per row, in each run of M along K, the N largest |w| (ties: lower column first)
+//   block_sparse<R, C>   the round(density * tiles) tiles with the largest L1 norm, over the whole matrix
+//   unstructured         per row, the round(density * cols) largest |w| (each row keeps the same budget)
+// Ties break toward the lower index so masks are deterministic.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <vector>
+
+#include "tcomp/core/matrix_view.hpp"
+#include "tcomp/sparse/pattern.hpp"
+
+namespace tcomp {
+
+namespace detail {
+inline index_t kept_count(double density, index_t total, const char* where) {
+    if (!(density > 0.0 && density <= 1.0))
+        throw_error<value_error>(where, ": density ", density, " must be in (0, 1]");
+    return std::max<index_t>(1, static_cast<index_t>(std::llround(density * static_cast<double>(total))));
+}
+
+/// Indices of the `keep` largest scores among [0, n), stable for ties.
+inline std::vector<index_t> top_indices(const std::vector<double>& score, index_t keep) {
+    std::vector<index_t> order(score.size());
+    std::iota(order.begin(), order.end(), index_t{0});
+    std::stable_sort(order.begin(), order.end(), [&](index_t a, index_t b) {
+        return score[static_cast<std::size_t>(a)] > score[static_cast<std::size_t>(b)];
+    });
+    order.resize(static_cast<std::size_t>(std::min<index_t>(keep, static_cast<index_t>(order.size()))));
+    return order;
+}
+}  // namespace detail
+
+/// Keep-mask for `Pattern`; `density` is the kept fraction for block and unstructured patterns.
+template <sparsity_pattern Pattern>
+std::vector<std::uint8_t> magnitude_mask(matrix_view<const float> w, double density = 0.5) {
+    const index_t rows = w.rows(), cols = w.cols();
+    std::vector<std::uint8_t> mask(static_cast<std::size_t>(rows * cols), 0);
+    auto at = [&](index_t r, index_t c) -> std::uint8_t& { return mask[static_cast<std::size_t>(r * cols + c)]; };
+    if constexpr (Pattern::kind == sparsity_kind::dense) {
+        std::fill(mask.begin(), mask.end(), std::uint8_t{1});
+    } else if constexpr (Pattern::kind == sparsity_kind::n_m) {
+        if (cols % Pattern::m != 0)
+            detail::throw_error<shape_error>("magnitude_mask<n_m<", Pattern::n, ", ", Pattern::m, ">>: K = ", cols,
+                                             " is not a multiple of M = ", Pattern::m);
+        std::vector<double> score(static_cast<std::size_t>(Pattern::m));
+        for (index_t r = 0; r < rows; ++r)
+            for (index_t b = 0; b < cols; b += Pattern::m) {
+                for (int j = 0; j < Pattern::m; ++j) score[static_cast<std::size_t>(j)] = std::fabs(w(r, b + j));
+                for (index_t j : detail::top_indices(score, Pattern::n)) at(r, b + j) = 1;
+            }
+    } else if constexpr (Pattern::kind == sparsity_kind::block) {
+        if (rows % Pattern::block_rows != 0 || cols % Pattern::block_cols != 0)
+            detail::throw_error<shape_error>("magnitude_mask<block_sparse<", Pattern::block_rows, ", ",
+                                             Pattern::block_cols, ">>: shape ", rows, "x", cols,
+                                             " is not a multiple of the block");
+        const index_t tile_rows = rows / Pattern::block_rows, tile_cols = cols / Pattern::block_cols;
+        std::vector<double> score(static_cast<std::size_t>(tile_rows * tile_cols), 0.0);
+        for (index_t r = 0; r < rows; ++r)
+            for (index_t c = 0; c < cols; ++c)
+                score[static_cast<std::size_t>((r / Pattern::block_rows) * tile_cols + c / Pattern::block_cols)] +=
+                    std::fabs(w(r, c));
+        const index_t keep = detail::kept_count(density, tile_rows * tile_cols, "magnitude_mask<block_sparse>");
+        for (index_t t : detail::top_indices(score, keep)) {
+            const index_t tr = t / tile_cols, tc = t % tile_cols;
+            for (index_t r = 0; r < Pattern::block_rows; ++r)
+                for (index_t c = 0; c < Pattern::block_cols; ++c)
+                    at(tr * Pattern::block_rows + r, tc * Pattern::block_cols + c) = 1;
+        }
+    } else {
+        const index_t keep = detail::kept_count(density, cols, "magnitude_mask<unstructured>");
+        std::vector<double> score(static_cast<std::size_t>(cols));
+        for (index_t r = 0; r < rows; ++r) {
+            for (index_t c = 0; c < cols; ++c) score[static_cast<std::size_t>(c)] = std::fabs(w(r, c));
+            for (index_t c : detail::top_indices(score, keep)) at(r, c) = 1;
+        }
+    }
+    return mask;
+}
+
+/// W with the pruned elements set to zero (for measuring what pruning alone costs).
+template <sparsity_pattern Pattern>
+dense_matrix<float> prune(matrix_view<const float> w, double density = 0.5) {
+    const auto mask = magnitude_mask<Pattern>(w, density);
+    dense_matrix<float> out(w.rows(), w.cols());
+    for (index_t r = 0; r < w.rows(); ++r)
+        for (index_t c = 0; c < w.cols(); ++c)
+            out(r, c) = mask[static_cast<std::size_t>(r * w.cols() + c)] ? w(r, c) : 0.0f;
+    return out;
+}
+
+}  // namespace tcomp
