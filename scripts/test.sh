@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# scripts/test.sh - build and run the whole tcomp suite.  This is what CI runs.
+#
+#   deps      install missing Debian packages (scripts/deps.sh)
+#   dev       configure + build the `dev` preset, ctest (unit, header check,
+#             compile-fail, demo, CUDA: skipped without a GPU)
+#   bench     smoke-run every benchmark (--benchmark_min_time=0.01)
+#   asan      `asan` preset (ASan + UBSan, Debug): build + ctest
+#   consumer  install the dev build to a temp prefix; build and run
+#             examples/consumer via find_package and via add_subdirectory
+#
+# Every stage is timed; a failure names its stage.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+JOBS=2
+stage_names=()
+stage_secs=()
+stage_notes=()
+current_stage="startup"
+stage_start=""
+t0=$EPOCHREALTIME
+tmp_root=""
+
+elapsed() { # elapsed <since>
+  awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'
+}
+
+summary() {
+  local i
+  echo
+  echo "==================== tcomp test summary ===================="
+  for i in "${!stage_names[@]}"; do
+    printf "  %-10s %7ss  %s\n" "${stage_names[$i]}" "${stage_secs[$i]}" "${stage_notes[$i]}"
+  done
+  printf "  %-10s %7ss\n" "total" "$(elapsed "$t0")"
+  echo "============================================================"
+}
+
+on_exit() {
+  local rc=$?
+  [ -n "$tmp_root" ] && rm -rf "$tmp_root"
+  if [ "$rc" -ne 0 ]; then
+    if [ -n "$stage_start" ]; then
+      stage_names+=("$current_stage"); stage_secs+=("$(elapsed "$stage_start")")
+      stage_notes+=("FAILED")
+    fi
+    summary
+    echo "test.sh: FAILED in stage '$current_stage' (exit code $rc)" >&2
+  else
+    summary
+    echo "test.sh: all stages passed"
+  fi
+}
+trap on_exit EXIT
+
+begin() { # begin <stage>
+  current_stage="$1"
+  stage_start=$EPOCHREALTIME
+  echo
+  echo "==> [$1] $2"
+}
+
+end() { # end [note]
+  stage_names+=("$current_stage"); stage_secs+=("$(elapsed "$stage_start")")
+  stage_notes+=("${1:-}")
+  stage_start=""
+}
+
+# ctest summary line ("100% tests passed, 0 tests failed out of N") of a log.
+ctest_line() { grep -E 'tests passed|tests failed' "$1" | tail -n 1 || true; }
+
+# ---------------------------------------------------------------- deps
+begin deps "checking Debian packages"
+source scripts/deps.sh
+end
+
+tmp_root="$(mktemp -d "${TMPDIR:-/tmp}/tcomp-test.XXXXXX")"
+
+# ---------------------------------------------------------------- dev
+begin dev "configure, build and test the 'dev' preset (build/dev)"
+tcomp_pick_generator build/dev
+cmake --preset dev
+cmake --build --preset dev --parallel "$JOBS"
+ctest --preset dev --output-on-failure -j"$JOBS" 2>&1 | tee "$tmp_root/ctest-dev.log"
+end "$(ctest_line "$tmp_root/ctest-dev.log")"
+
+# ---------------------------------------------------------------- bench
+begin bench "smoke-run every benchmark (--benchmark_min_time=0.01)"
+bench_list=build/dev/bench/benchmarks.txt
+n_bench=0
+if [ -s "$bench_list" ]; then
+  while IFS= read -r exe; do
+    [ -n "$exe" ] || continue
+    name="$(basename "$exe")"
+    log="$tmp_root/$name.log"
+    b0=$EPOCHREALTIME
+    if ! timeout 300 "$exe" --benchmark_min_time=0.01 >"$log" 2>&1; then
+      tail -n 40 "$log" >&2
+      echo "test.sh: benchmark $name failed (log above)" >&2
+      exit 1
+    fi
+    printf "  ok  %-32s %6ss\n" "$name" "$(elapsed "$b0")"
+    n_bench=$((n_bench + 1))
+  done <"$bench_list"
+fi
+[ "$n_bench" -gt 0 ] || echo "  (no benchmarks built)"
+end "$n_bench benchmarks ran"
+
+# ---------------------------------------------------------------- asan
+begin asan "ASan + UBSan: configure, build and test the 'asan' preset (build/asan)"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+tcomp_pick_generator build/asan
+cmake --preset asan
+cmake --build --preset asan --parallel "$JOBS"
+ctest --preset asan --output-on-failure -j"$JOBS" 2>&1 | tee "$tmp_root/ctest-asan.log"
+end "$(ctest_line "$tmp_root/ctest-asan.log")"
+
+# ---------------------------------------------------------------- consumer
+begin consumer "install build/dev, then build + run examples/consumer (find_package, add_subdirectory)"
+if [ ! -f include/tcomp/tcomp.hpp ]; then
+  echo "test.sh: include/tcomp/tcomp.hpp does not exist; the consumer check needs the umbrella header" >&2
+  exit 1
+fi
+prefix="$tmp_root/prefix"
+cmake --install build/dev --prefix "$prefix"
+for f in tcompConfig.cmake tcompConfigVersion.cmake tcompTargets.cmake; do
+  if [ ! -f "$prefix/share/cmake/tcomp/$f" ]; then
+    echo "test.sh: install did not produce share/cmake/tcomp/$f" >&2
+    exit 1
+  fi
+done
+
+tcomp_pick_generator "$tmp_root/consumer-installed"
+cmake -S examples/consumer -B "$tmp_root/consumer-installed" \
+  -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix"
+cmake --build "$tmp_root/consumer-installed" --parallel "$JOBS"
+echo "  run (installed package):"
+"$tmp_root/consumer-installed/consumer"
+
+cmake -S examples/consumer -B "$tmp_root/consumer-subdir" \
+  -DCMAKE_BUILD_TYPE=Release -DTCOMP_SOURCE_DIR="$repo"
+cmake --build "$tmp_root/consumer-subdir" --parallel "$JOBS"
+echo "  run (add_subdirectory):"
+"$tmp_root/consumer-subdir/consumer"
+end "installed + add_subdirectory consumers ran"
