@@ -11,7 +11,7 @@
 //                 Element (r, k) uses entry (scale_rows == 1 ? 0 : r, k / group_size).
 //   zero_points   same grid, code_bits each (the zero point's code pattern); absent for symmetric.
 //   tensor_scale  one float for two-level scale kinds, else unused.
-//   metadata      N:M: per row, (cols / M) * N column indices within their block, ceil(log2 M) bits each,
+//   metadata      N:M: per row, (cols / M) * N column indices within their block, max(1, ceil(log2 M)) bits each,
 //                 increasing within a block; each row starts on a byte boundary.
 //                 block: one bit per R x C tile, row-major over the (rows/R) x (cols/C) tile grid.
 //                 bitmap: one bit per element, each row starts on a byte boundary.
@@ -72,11 +72,18 @@ struct packed_layout {
     void validate(const char* where) const {
         auto fail = [&](auto&&... parts) { detail::throw_error<shape_error>(where, ": packed layout: ", parts...); };
         if (rows < 0 || cols < 0) fail("negative shape ", rows, "x", cols);
+        // At most 2^56 elements keeps every byte count below (rows * row bytes, bit counts) from overflowing.
+        // Rows are also capped at 2^31, so a hostile layout with zero columns cannot make readers loop
+        // over 2^56 empty rows.
+        constexpr index_t max_elements = index_t{1} << 56;
+        if (rows > (index_t{1} << 31) || cols > max_elements || (rows > 0 && cols > max_elements / rows))
+            fail("shape ", rows, "x", cols, " exceeds the limits (2^31 rows, 2^56 elements)");
         if (code_bits < 1 || code_bits > 16) fail("code width ", code_bits, " outside 1..16");
         if (scale_bits < 0 || scale_bits > 32) fail("scale width ", scale_bits, " outside 0..32");
         if (group_size <= 0 && cols > 0) fail("group size ", group_size, " must be positive");
         if (cols > 0 && cols % group_size != 0) fail("group size ", group_size, " does not divide ", cols, " columns");
-        if (cols > 0 && scale_cols != cols / group_size) fail(scale_cols, " scale columns, expected ", cols / group_size);
+        if (scale_cols != (cols > 0 ? cols / group_size : 0))
+            fail(scale_cols, " scale columns, expected ", cols > 0 ? cols / group_size : 0);
         if (scale_rows != 1 && scale_rows != rows) fail(scale_rows, " scale rows, expected 1 or ", rows);
         switch (sparsity) {
             case sparsity_kind::dense: break;
@@ -170,7 +177,7 @@ struct packed_view {
         } else if (static_cast<index_t>(row_offsets.size()) != layout.rows + 1) {
             fail(row_offsets.size(), " row offsets, expected rows + 1 = ", layout.rows + 1);
         }
-        if (layout.sparsity == sparsity_kind::n_m) {
+        if (layout.sparsity == sparsity_kind::n_m && layout.cols > 0) {
             for (index_t r = 0; r < layout.rows; ++r) {
                 const std::uint8_t* meta = metadata.data() + static_cast<std::size_t>(r) * layout.metadata_row_bytes();
                 for (index_t b = 0; b < layout.cols / layout.sparse_m; ++b) {

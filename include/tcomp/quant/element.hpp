@@ -14,6 +14,8 @@ namespace tcomp::detail {
 template <class Q>
 std::uint32_t quantize_value(float x, float scale, int zero, std::uint64_t seed, std::uint64_t counter) {
     using F = typename Q::format;
+    if constexpr (is_sign_grid<F>())
+        if (!(scale > 0.0f)) return F::encode(x);  // an all-zero binary group has S = 0: the sign, no 0/0
     const float v = x / scale;
     if constexpr (integer_grid_format<F>) {
         if constexpr (!F::dense_grid) {  // binary: the sign, or +1 with probability (v + 1) / 2

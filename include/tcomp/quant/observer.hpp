@@ -48,7 +48,13 @@ inline std::pair<float, float> min_max_range(std::span<const float> values) {
 /// Quantile q in [0,1] of `values` (nearest rank on a sorted copy).
 inline float quantile(std::vector<float> values, double q) {
     if (values.empty()) return 0.0f;
-    const auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(values.size()))) ;
+    // q * n within rounding error of an integer is that integer: 1.0 - 0.999 is 0.0010000000000000009, and
+    // its nearest rank in 4000 values is 4, not ceil(4.0000000000000036) = 5.
+    const double position = q * static_cast<double>(values.size());
+    const double nearest = std::round(position);
+    const auto rank = static_cast<std::size_t>(std::fabs(position - nearest) <= 1e-9 * std::max(1.0, position)
+                                                   ? nearest
+                                                   : std::ceil(position));
     const std::size_t k = rank == 0 ? 0 : std::min(rank - 1, values.size() - 1);
     std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(k), values.end());
     return values[k];

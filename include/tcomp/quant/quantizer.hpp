@@ -31,6 +31,11 @@ template <class Format>
 constexpr bool has_zero_code() {
     return integer_grid_format<Format> && !is_sign_grid<Format>();
 }
+template <class Format>
+constexpr bool has_positive_code() {
+    if constexpr (integer_grid_format<Format>) return Format::code_max > 0;
+    else return true;
+}
 }  // namespace detail
 
 template <number_format Format, class... Options>
@@ -66,6 +71,9 @@ struct quantizer {
     static_assert(!scheme::has_zero_point || !is_integer || detail::has_zero_code<Format>(),
                   "quantizer: asymmetric quantization of a format without zero (binary_format: codes are -1 and +1 "
                   "only); use symmetric");
+    static_assert(scheme::has_zero_point || detail::has_positive_code<Format>(),
+                  "quantizer: symmetric quantization maps amax to the largest code, and this format has no positive "
+                  "code (int_format<1>, fixed_point_format<0, 0>: -1 and 0 only); use asymmetric or uint_format<1>");
     static_assert(!rounding::is_stochastic || is_integer,
                   "quantizer: stochastic rounding is implemented for integer-grid formats only");
     static_assert(!std::is_same_v<granularity, per_token> || activation_mode::is_dynamic,

@@ -71,8 +71,11 @@ struct scale_assignment {
 
 inline float safe_float_scale(double ideal) {
     if (!(ideal > 0.0)) return 1.0f;  // an all-zero group: any scale is exact; 1 avoids 0/0 later
+    // Never a subnormal scale (as pow2_scale): bf16's amax / max_value is subnormal for amax < ~4, and a
+    // subnormal S loses precision, so x / S could overflow float to Inf, besides running on slow microcode.
+    // A scale above the ideal one never clips.
     const auto s = static_cast<float>(ideal);
-    return s > 0.0f ? s : std::numeric_limits<float>::min();
+    return s >= std::numeric_limits<float>::min() ? s : std::numeric_limits<float>::min();
 }
 
 inline int clamp_int(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
@@ -90,7 +93,9 @@ struct float_scale {
     static detail::scale_assignment assign(std::span<const double> ideal, std::span<const float>) {
         detail::scale_assignment out;
         for (double s : ideal) {
-            const float f = detail::safe_float_scale(s);
+            // Sign grids (binary) have no zero code: an all-zero group must keep S = 0 to dequantize to 0
+            // (quantize_value never divides by it); every other grid has a zero code, so any S is exact there.
+            const float f = (detail::is_sign_grid<F>() && !(s > 0.0)) ? 0.0f : detail::safe_float_scale(s);
             out.stored.push_back(detail::float_bits(f));
             out.effective.push_back(f);
         }

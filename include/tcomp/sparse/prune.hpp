@@ -2,7 +2,8 @@
 //   n_m<N, M>            per row, in each run of M along K, the N largest |w| (ties: lower column first)
 //   block_sparse<R, C>   the round(density * tiles) tiles with the largest L1 norm, over the whole matrix
 //   unstructured         per row, the round(density * cols) largest |w| (each row keeps the same budget)
-// Ties break toward the lower index so masks are deterministic.
+// round() is half away from zero, and at least one tile / element per row is kept (a layer pruned to
+// nothing is a mistake, not a sparsity level). Ties break toward the lower index so masks are deterministic.
 #pragma once
 
 #include <algorithm>

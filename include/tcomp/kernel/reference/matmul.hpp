@@ -151,8 +151,12 @@ dense_matrix<int> matmul_requantized(const compressed_view<AQ, dense>& xq, const
                                                         ") overflows int32");
             const double multiplier = static_cast<double>(xq.scale(m, 0)) * static_cast<double>(w.scale(n, 0)) /
                                       static_cast<double>(output_scale);
-            const auto rescale = fixed_point_multiplier::from_real(multiplier);
-            const std::int64_t q = static_cast<std::int64_t>(rescale.apply(static_cast<std::int32_t>(acc))) + output_zero;
+            // A zero scale (an all-zero binary row or token) makes the product 0, which no multiplier expresses.
+            const std::int64_t q =
+                (multiplier == 0.0 ? 0
+                                   : static_cast<std::int64_t>(
+                                         fixed_point_multiplier::from_real(multiplier).apply(static_cast<std::int32_t>(acc)))) +
+                output_zero;
             out(m, n) = static_cast<int>(q < OutputFormat::code_min ? OutputFormat::code_min
                                                                    : (q > OutputFormat::code_max ? OutputFormat::code_max : q));
         }
