@@ -1,0 +1,6 @@
+// expect: asymmetric [(]zero-point[)] quantization needs an integer format
+// Floating formats are symmetric.
+#include <tcomp/tcomp.hpp>
+
+using Q = tcomp::quantizer<tcomp::fp8_e4m3, tcomp::asymmetric, tcomp::per_channel>;
+static_assert(sizeof(Q) > 0);
