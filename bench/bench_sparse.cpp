@@ -9,44 +9,17 @@
 //
 // These are speeds of the scalar reference code (the oracle, written for clarity): the SIMD back end comes
 // in a later issue and will be measured against these numbers.
-#include <benchmark/benchmark.h>
-
-#include <cmath>
 #include <cstdint>
-#include <random>
-#include <vector>
 
-#include "tcomp/tcomp.hpp"
+#include "bench_common.hpp"
 
 namespace {
 
-constexpr tcomp::index_t rows = 256;
-constexpr tcomp::index_t cols = 4096;
+using tcomp_bench::weights;
+
 constexpr double density = 0.5;
 
 using weight_quantizer = tcomp::presets::int8_per_channel;
-
-const tcomp::dense_matrix<float>& weights() {
-    static const tcomp::dense_matrix<float> w = [] {
-        tcomp::dense_matrix<float> m(rows, cols);
-        std::mt19937_64 rng(42);
-        std::normal_distribution<float> normal(0.0f, 1.0f);
-        for (auto& v : m.storage()) v = normal(rng);
-        return m;
-    }();
-    return w;
-}
-
-double relative_error(const tcomp::dense_matrix<float>& ref, const tcomp::dense_matrix<float>& approx) {
-    double num = 0.0, den = 0.0;
-    for (tcomp::index_t r = 0; r < ref.rows(); ++r)
-        for (tcomp::index_t c = 0; c < ref.cols(); ++c) {
-            const double d = static_cast<double>(ref(r, c)) - static_cast<double>(approx(r, c));
-            num += d * d;
-            den += static_cast<double>(ref(r, c)) * static_cast<double>(ref(r, c));
-        }
-    return std::sqrt(num / den);
-}
 
 tcomp::quantize_options options() {
     tcomp::quantize_options o;
@@ -67,20 +40,14 @@ struct prepared {
             prepared out;
             out.matrix = tcomp::compress_matrix<weight_quantizer, S>(weights().view(), options());
             out.bits_per_weight = out.matrix.bits_per_weight();
-            out.relative_error = ::relative_error(weights(), tcomp::dequantize(out.matrix));
-            out.pruning_relative_error = ::relative_error(weights(), tcomp::prune<S>(weights().view(), density));
+            out.relative_error = tcomp_bench::relative_error(weights(), tcomp::dequantize(out.matrix));
+            out.pruning_relative_error =
+                tcomp_bench::relative_error(weights(), tcomp::prune<S>(weights().view(), density));
             return out;
         }();
         return p;
     }
 };
-
-template <class S>
-void set_counters(benchmark::State& state) {
-    const auto& p = prepared<S>::get();
-    state.counters["bits_per_weight"] = p.bits_per_weight;
-    state.counters["relative_error"] = p.relative_error;
-}
 
 template <class S>
 void BM_magnitude_mask(benchmark::State& state) {
@@ -96,27 +63,15 @@ void BM_magnitude_mask(benchmark::State& state) {
 
 template <class S>
 void BM_compress(benchmark::State& state) {
-    const tcomp::matrix_view<const float> w = weights().view();
     const auto o = options();
-    set_counters<S>(state);
-    for (auto _ : state) {
-        auto m = tcomp::compress_matrix<weight_quantizer, S>(w, o);
-        benchmark::DoNotOptimize(m.storage().codes.data());
-        benchmark::ClobberMemory();
-    }
-    state.SetBytesProcessed(state.iterations() * w.size() * static_cast<std::int64_t>(sizeof(float)));
+    tcomp_bench::set_counters(state, prepared<S>::get());
+    tcomp_bench::compress_loop(
+        state, [&](tcomp::matrix_view<const float> w) { return tcomp::compress_matrix<weight_quantizer, S>(w, o); });
 }
 
 template <class S>
 void BM_dequantize(benchmark::State& state) {
-    const auto view = prepared<S>::get().matrix.view();
-    set_counters<S>(state);
-    for (auto _ : state) {
-        auto out = tcomp::dequantize(view);
-        benchmark::DoNotOptimize(out.data());
-        benchmark::ClobberMemory();
-    }
-    state.SetBytesProcessed(state.iterations() * view.rows() * view.cols() * static_cast<std::int64_t>(sizeof(float)));
+    tcomp_bench::dequantize_loop(state, prepared<S>::get());
 }
 
 // Patterns (readable names: the benchmark names are these spellings).
