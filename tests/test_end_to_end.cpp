@@ -3,6 +3,8 @@
 // floors set a margin below the measured values.
 #include <catch2/catch.hpp>
 
+#include "test_support.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -15,14 +17,7 @@ namespace {
 
 using namespace tcomp;
 
-dense_matrix<float> gaussian(index_t rows, index_t cols, std::uint32_t seed) {
-    std::mt19937 gen(seed);
-    std::normal_distribution<float> dist(0.0f, 1.0f);
-    dense_matrix<float> m(rows, cols);
-    for (index_t r = 0; r < rows; ++r)
-        for (index_t c = 0; c < cols; ++c) m(r, c) = dist(gen);
-    return m;
-}
+using tcomp_test::gaussian;
 
 double sqnr_db(const dense_matrix<float>& w, const dense_matrix<float>& w_hat) {
     double signal = 0.0, noise = 0.0;

@@ -6,6 +6,8 @@
 // plus quality sanity on Gaussian data, odd and degenerate shapes, error reporting, and the Eigen overloads.
 #include <catch2/catch.hpp>
 
+#include "test_support.hpp"
+
 #include <Eigen/Core>
 #include <bit>
 #include <cmath>
@@ -28,14 +30,7 @@ namespace {
 
 using namespace tcomp;
 
-dense_matrix<float> gaussian(index_t rows, index_t cols, std::uint32_t seed, float sigma = 1.0f) {
-    std::mt19937 gen(seed);
-    std::normal_distribution<float> dist(0.0f, sigma);
-    dense_matrix<float> m(rows, cols);
-    for (index_t r = 0; r < rows; ++r)
-        for (index_t c = 0; c < cols; ++c) m(r, c) = dist(gen);
-    return m;
-}
+using tcomp_test::gaussian;
 
 std::vector<float> random_bias(index_t n, std::uint32_t seed) {
     std::mt19937 gen(seed);

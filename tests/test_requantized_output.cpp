@@ -2,6 +2,8 @@
 // must agree with rounding the exact float product, and reject what they cannot express.
 #include <catch2/catch.hpp>
 
+#include "test_support.hpp"
+
 #include <tcomp/tcomp.hpp>
 
 #include <algorithm>
@@ -10,13 +12,7 @@
 
 namespace {
 
-tcomp::dense_matrix<float> random_matrix(tcomp::index_t rows, tcomp::index_t cols, unsigned seed, float sigma = 1.0f) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> normal(0.0f, sigma);
-    tcomp::dense_matrix<float> m(rows, cols);
-    for (auto& v : m.storage()) v = normal(rng);
-    return m;
-}
+using tcomp_test::gaussian;
 
 /// round(sum_k xd * wd / Sy) + zy, clamped, computed in double from the dequantized operands.
 template <class OutputFormat, class XC, class WC>
@@ -39,8 +35,8 @@ TEST_CASE("matmul: requantized int8 output with power-of-two scales is a pure sh
     using WQ = tcomp::quantizer<tcomp::int_format<8>, tcomp::per_channel, tcomp::pow2_scale>;
     using AQ = tcomp::quantizer<tcomp::int_format<8>, tcomp::per_tensor, tcomp::pow2_scale>;
     for (unsigned seed : {1u, 2u, 3u}) {
-        const auto w = random_matrix(19, 37 + seed * 8, seed);
-        const auto x = random_matrix(5, 37 + seed * 8, seed + 100, 2.0f);
+        const auto w = gaussian(19, 37 + seed * 8, seed);
+        const auto x = gaussian(5, 37 + seed * 8, seed + 100, 2.0f);
         const auto wc = tcomp::compress_matrix<WQ>(w.view());
         const auto xc = tcomp::quantize<AQ>(x.view());
         const float output_scale = 0.125f;
@@ -62,8 +58,8 @@ TEST_CASE("matmul: requantized int8 output with power-of-two scales is a pure sh
 TEST_CASE("matmul: requantized uint8 output with float scales and zero points matches float rounding") {
     using WQ = tcomp::quantizer<tcomp::int_format<8>, tcomp::per_channel>;
     using AQ = tcomp::quantizer<tcomp::uint_format<8>, tcomp::asymmetric, tcomp::per_token>;
-    const auto w = random_matrix(23, 61, 7);
-    const auto x = random_matrix(9, 61, 8);
+    const auto w = gaussian(23, 61, 7);
+    const auto x = gaussian(9, 61, 8);
     const auto wc = tcomp::compress_matrix<WQ>(w.view());
     const auto xc = tcomp::quantize<AQ>(x.view());
     const float output_scale = 0.05f;
@@ -84,9 +80,9 @@ TEST_CASE("matmul: requantized uint8 output with float scales and zero points ma
 TEST_CASE("matmul: requantized output rejects bad scales, zero points and shapes") {
     using Q = tcomp::quantizer<tcomp::int_format<8>, tcomp::per_channel>;
     using A = tcomp::quantizer<tcomp::int_format<8>, tcomp::per_token>;
-    const auto w = random_matrix(4, 16, 1);
-    const auto x = random_matrix(2, 16, 2);
-    const auto x_wrong = random_matrix(2, 17, 3);
+    const auto w = gaussian(4, 16, 1);
+    const auto x = gaussian(2, 16, 2);
+    const auto x_wrong = gaussian(2, 17, 3);
     const auto wc = tcomp::compress_matrix<Q>(w.view());
     const auto xc = tcomp::quantize<A>(x.view());
     const auto xc_wrong = tcomp::quantize<A>(x_wrong.view());

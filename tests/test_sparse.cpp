@@ -3,6 +3,8 @@
 // documented layout, metadata bytes decoded by hand), and hostile packed buffers that validate() must reject.
 #include <catch2/catch.hpp>
 
+#include "test_support.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -23,14 +25,7 @@ using namespace tcomp;
 
 using mask_t = std::vector<std::uint8_t>;
 
-dense_matrix<float> gaussian(index_t rows, index_t cols, std::uint32_t seed) {
-    std::mt19937 gen(seed);
-    std::normal_distribution<float> dist(0.0f, 1.0f);
-    dense_matrix<float> m(rows, cols);
-    for (index_t r = 0; r < rows; ++r)
-        for (index_t c = 0; c < cols; ++c) m(r, c) = dist(gen);
-    return m;
-}
+using tcomp_test::gaussian;
 
 /// Values from {-3, -2, -1, 0, 1, 2, 3} * 0.5: many exact magnitude ties, including +x / -x.
 dense_matrix<float> tie_heavy(index_t rows, index_t cols, std::uint32_t seed) {
