@@ -1,7 +1,10 @@
-// tcomp::matmul: the one front door for Y = X * W^T with compressed W. Callers never name a back end;
-// today it runs the scalar reference, and the SIMD / CUDA back ends plug in here by policy traits.
+// tcomp::matmul: the one front door for Y = X * W^T with compressed W. Callers never name a back end:
+//   matmul(x, compressed_weights<P>)          the scalar reference (the oracle; no packing needed)
+//   matmul(x, cpu::packed_weights<P>, ...)    the SIMD CPU kernels, ISA chosen at run time
+//                                             (kernel/cpu/matmul.hpp; pack once with cpu::pack)
 #pragma once
 
+#include "tcomp/kernel/cpu/matmul.hpp"
 #include "tcomp/kernel/reference/matmul.hpp"
 
 namespace tcomp {

@@ -1,0 +1,208 @@
+// The CPU front door: Y = X * W^T + bias with pre-packed weights (tcomp::cpu::pack), on the ISA path that
+// dispatch.hpp picks, with a caller-chosen thread count. Callers never name an ISA:
+//
+//   auto packed = tcomp::cpu::pack(tcomp::compress<tcomp::presets::w4a8>(w));
+//   tcomp::matmul(x, packed, y, bias, {.threads = 2});
+//
+// Activations are quantized here as the policy says (the oracle's rules, vectorised: the codes are
+// identical), then the kernel family of the packed weights runs. Where no SIMD path or kernel applies
+// (path `reference`, or packed.family() == reference) the scalar oracle runs on the same weights.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <thread>
+#include <vector>
+
+#include "tcomp/kernel/cpu/dispatch.hpp"
+#include "tcomp/kernel/cpu/packed_weights.hpp"
+#include "tcomp/kernel/cpu/thread_pool.hpp"
+#include "tcomp/kernel/reference/matmul.hpp"
+
+namespace tcomp::cpu {
+
+struct run_options {
+    /// Threads to use, the caller's included; 0 = std::thread::hardware_concurrency().
+    int threads = 0;
+    /// Seed etc. for the reference path (the SIMD paths round to nearest even only).
+    quantize_options quantize{};
+};
+
+namespace detail {
+
+inline int resolve_threads(int requested) {
+    if (requested > 0) return requested;
+    const unsigned hw = std::thread::hardware_concurrency();
+    return hw == 0 ? 1 : static_cast<int>(hw);
+}
+
+/// Splits [0, panels) x [0, m) into tasks for `threads` threads: panel ranges when there are enough
+/// panels (each thread streams its own weights, X is shared), else row ranges.
+struct task_grid {
+    index_t panel_chunks = 1, row_chunks = 1, panels = 0, rows = 0;
+    index_t count() const { return panel_chunks * row_chunks; }
+    void range(index_t task, index_t& p0, index_t& p1, index_t& m0, index_t& m1) const {
+        const index_t pc = task % panel_chunks, rc = task / panel_chunks;
+        p0 = panels * pc / panel_chunks, p1 = panels * (pc + 1) / panel_chunks;
+        m0 = rows * rc / row_chunks, m1 = rows * (rc + 1) / row_chunks;
+    }
+};
+
+inline task_grid make_task_grid(index_t panels, index_t rows, int threads) {
+    task_grid g;
+    g.panels = panels, g.rows = rows;
+    const index_t t = threads;
+    if (t <= 1) return g;
+    if (panels >= 2 * t || rows < 16) {
+        g.panel_chunks = std::min(panels, t);
+    } else {
+        g.panel_chunks = std::max<index_t>(1, std::min(panels, t));
+        g.row_chunks = std::max<index_t>(1, std::min<index_t>((t + g.panel_chunks - 1) / g.panel_chunks, rows / 8));
+    }
+    return g;
+}
+
+/// Per-row activation scale and offset for the int_dot kernels: (Sx, c = z - code_min).
+template <class AQ>
+void activation_cell(float lo, float hi, float& scale, std::int32_t& offset) {
+    using F = typename AQ::format;
+    const tcomp::detail::cell_choice c = tcomp::detail::ideal_for_range<AQ>(lo, hi, {});
+    const double ideal[1] = {c.ideal};
+    const float amax[1] = {c.amax};
+    scale = AQ::scale::template assign<F>(ideal, amax).effective[0];
+    offset = tcomp::detail::zero_point_for<AQ>(c.lo, scale) - F::code_min;
+}
+
+/// Reused per-thread scratch for quantized activations.
+struct int_dot_scratch {
+    std::vector<std::uint8_t> x;
+    std::vector<float> scale;
+    std::vector<std::int32_t> offset;
+    std::vector<float> lo, hi;
+};
+
+template <class Policy>
+void run_int_dot(const packed_weights<Policy>& w, const kernel_table& table, matrix_view<const float> x,
+                 matrix_view<float> y, std::span<const float> bias, int threads) {
+    using AQ = typename Policy::activation_quantizer;
+    using F = typename AQ::format;
+    const int_dot_weights& d = w.int_dot().desc;
+    const index_t m = x.rows(), k = x.cols(), kp = d.k_padded;
+    // The caller's scratch; a named reference, because lambdas running on pool threads would otherwise
+    // name their own thread's thread_local instance.
+    thread_local int_dot_scratch caller_scratch;
+    int_dot_scratch& s = caller_scratch;
+    const auto rows_alloc = static_cast<std::size_t>(m + 8);
+    s.x.assign(rows_alloc * static_cast<std::size_t>(kp), 0);
+    s.scale.assign(rows_alloc, 0.0f);
+    s.offset.assign(rows_alloc, 0);
+    thread_pool& pool = thread_pool::instance();
+
+    // 1. Scales: calibrated (fixed), or per row / per tensor from the data.
+    constexpr bool calibrated = compressed_weights<Policy>::calibrated_activations();
+    constexpr bool min_max = std::is_same_v<typename AQ::observer, tcomp::min_max>;
+    if constexpr (calibrated) {
+        const scale_table& t = w.source().activation_scales();
+        const float sc = t.effective[0];
+        const std::int32_t off = t.zero[0] - F::code_min;
+        std::fill(s.scale.begin(), s.scale.begin() + m, sc);
+        std::fill(s.offset.begin(), s.offset.begin() + m, off);
+    } else if constexpr (min_max) {
+        s.lo.assign(static_cast<std::size_t>(m), 0.0f);
+        s.hi.assign(static_cast<std::size_t>(m), 0.0f);
+        pool.run(threads, m, [&](index_t r) { table.row_min_max(&x(r, 0), k, &s.lo[r], &s.hi[r]); });
+        if constexpr (AQ::granularity::per_row) {
+            for (index_t r = 0; r < m; ++r) activation_cell<AQ>(s.lo[r], s.hi[r], s.scale[r], s.offset[r]);
+        } else {
+            const float lo = *std::min_element(s.lo.begin(), s.lo.end());
+            const float hi = *std::max_element(s.hi.begin(), s.hi.end());
+            activation_cell<AQ>(lo, hi, s.scale[0], s.offset[0]);
+            std::fill(s.scale.begin() + 1, s.scale.begin() + m, s.scale[0]);
+            std::fill(s.offset.begin() + 1, s.offset.begin() + m, s.offset[0]);
+        }
+    } else {
+        const scale_table t = choose_scales<AQ>(x);  // percentile / clip search: the scalar observer
+        for (index_t r = 0; r < m; ++r) {
+            const index_t cell = t.cell(r, 0);
+            s.scale[r] = t.effective[static_cast<std::size_t>(cell)];
+            s.offset[r] = t.zero[static_cast<std::size_t>(cell)] - F::code_min;
+        }
+    }
+
+    // 2. Codes (as unsigned bytes, code - code_min), vectorised, bit-identical to quantize<AQ>.
+    pool.run(threads, m, [&](index_t r) {
+        encode_call e;
+        e.x = &x(r, 0);
+        e.k = k;
+        e.scale = s.scale[r];
+        e.zero = static_cast<float>(s.offset[r] + F::code_min);
+        e.code_min = F::code_min, e.code_max = F::code_max;
+        e.out = s.x.data() + r * kp;
+        table.encode_u8(e);
+    });
+
+    // 3. The GEMM.
+    const task_grid grid = make_task_grid(d.panels, m, threads);
+    pool.run(threads, grid.count(), [&](index_t task) {
+        int_dot_call c;
+        c.w = &d;
+        c.x = s.x.data(), c.x_stride = kp;
+        c.x_scale = s.scale.data(), c.x_offset = s.offset.data();
+        c.m = m;
+        c.y = y.data(), c.y_stride = y.row_stride();
+        c.bias = bias.empty() ? nullptr : bias.data();
+        grid.range(task, c.panel_begin, c.panel_end, c.m_begin, c.m_end);
+        if (c.panel_begin < c.panel_end && c.m_begin < c.m_end) table.int_dot(c);
+    });
+}
+
+}  // namespace detail
+
+/// The path and kernel family a call with these weights would use now.
+template <class Policy>
+bool uses_simd(const packed_weights<Policy>& w) {
+    const isa_path p = active_path();
+    const kernel_table* t = kernels_for(p);
+    if (t == nullptr) return false;
+    switch (w.family()) {
+        case kernel_family::int_dot: return t->int_dot != nullptr;
+        case kernel_family::weight_only: return t->weight_only != nullptr;
+        case kernel_family::binary: return t->binary != nullptr;
+        default: return false;
+    }
+}
+
+}  // namespace tcomp::cpu
+
+namespace tcomp {
+
+/// Y = X * W^T + bias with pre-packed weights, on the best (or forced) CPU path.
+template <class Policy>
+void matmul(matrix_view<const float> x, const cpu::packed_weights<Policy>& w, matrix_view<float> y,
+            std::span<const float> bias = {}, const cpu::run_options& options = {}) {
+    reference::detail::check_shapes(x, w.rows(), w.cols(), y, bias);
+    tcomp::detail::require_finite(x, "matmul", "x");
+    if (x.rows() == 0 || w.rows() == 0) return;
+    if (!cpu::uses_simd(w)) {
+        reference::matmul(x, w.source(), y, bias, options.quantize);
+        return;
+    }
+    const cpu::kernel_table& table = *cpu::kernels_for(cpu::active_path());
+    const int threads = cpu::detail::resolve_threads(options.threads);
+    switch (w.family()) {
+        case cpu::kernel_family::int_dot: cpu::detail::run_int_dot(w, table, x, y, bias, threads); break;
+        default: reference::matmul(x, w.source(), y, bias, options.quantize); break;
+    }
+}
+
+template <class Policy>
+dense_matrix<float> matmul(matrix_view<const float> x, const cpu::packed_weights<Policy>& w,
+                           std::span<const float> bias = {}, const cpu::run_options& options = {}) {
+    dense_matrix<float> y(x.rows(), w.rows());
+    matmul(x, w, y.view(), bias, options);
+    return y;
+}
+
+}  // namespace tcomp

@@ -1,0 +1,5 @@
+// The avx512_vnni path of tcomp's CPU kernels. Compiled with the avx512_vnni instruction-set flags by
+// cmake/tcompCpuKernels.cmake; registers its kernel table at start-up (tcomp/kernel/cpu/dispatch.hpp).
+#include "tcomp/kernel/cpu/instantiate.hpp"
+
+TCOMP_CPU_REGISTER_PATH(avx512_vnni)

@@ -1,0 +1,5 @@
+// The avx512bw path of tcomp's CPU kernels. Compiled with the avx512bw instruction-set flags by
+// cmake/tcompCpuKernels.cmake; registers its kernel table at start-up (tcomp/kernel/cpu/dispatch.hpp).
+#include "tcomp/kernel/cpu/instantiate.hpp"
+
+TCOMP_CPU_REGISTER_PATH(avx512bw)

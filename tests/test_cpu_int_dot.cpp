@@ -1,0 +1,247 @@
+// The integer-dot CPU kernels (W8A8, W4A8, W2A8, 2:4 W8A8 / W4A8) against the scalar oracle, on every ISA
+// path this machine supports, bit for bit: random shapes (odd M, N, K; tails in every dimension), random
+// Gaussian data with outliers, with and without bias, 1-3 threads. Also: dispatch (forcing paths, the
+// environment variable, errors), and compositions that fall back to the oracle with a stated reason.
+#include <catch2/catch.hpp>
+
+#include "test_support.hpp"
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tcomp/matmul.hpp"
+#include "tcomp/quant/presets.hpp"
+
+namespace {
+
+using namespace tcomp;
+using tcomp_test::gaussian;
+
+std::vector<cpu::isa_path> simd_paths() {
+    std::vector<cpu::isa_path> out;
+    for (auto p : cpu::available_paths())
+        if (p != cpu::isa_path::reference) out.push_back(p);
+    return out;
+}
+
+dense_matrix<float> with_outliers(index_t rows, index_t cols, std::uint32_t seed) {
+    auto m = gaussian(rows, cols, seed);
+    std::mt19937 gen(seed + 7);
+    std::uniform_int_distribution<index_t> pick(0, rows * cols - 1);
+    for (index_t i = 0; i < (rows * cols) / 97; ++i) {
+        const index_t e = pick(gen);
+        m(e / cols, e % cols) *= 9.0f;
+    }
+    if (rows > 2) std::fill(&m(1, 0), &m(1, 0) + cols, 0.0f);  // an all-zero row
+    return m;
+}
+
+std::vector<float> random_bias(index_t n, std::uint32_t seed) {
+    std::mt19937 gen(seed);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    std::vector<float> b(static_cast<std::size_t>(n));
+    for (auto& v : b) v = dist(gen);
+    return b;
+}
+
+bool bit_equal(const dense_matrix<float>& a, const dense_matrix<float>& b, std::string& where) {
+    for (index_t r = 0; r < a.rows(); ++r)
+        for (index_t c = 0; c < a.cols(); ++c)
+            if (std::memcmp(&a(r, c), &b(r, c), sizeof(float)) != 0) {
+                where = "(" + std::to_string(r) + ", " + std::to_string(c) + "): " + std::to_string(a(r, c)) +
+                        " vs oracle " + std::to_string(b(r, c));
+                return false;
+            }
+    return true;
+}
+
+/// Every path x shape x bias x threads for policy P, K drawn from `ks`.
+template <class P>
+void check_policy(const std::vector<index_t>& ks, std::uint32_t seed) {
+    const index_t ms[] = {1, 2, 3, 5, 8, 9, 17};
+    const index_t ns[] = {1, 15, 16, 17, 50};
+    int cases = 0;
+    for (index_t k : ks)
+        for (index_t n : ns) {
+            const auto w = with_outliers(n, k, seed + static_cast<std::uint32_t>(k * 131 + n));
+            auto compressed = compress<P>(w.view());
+            if constexpr (compressed_weights<P>::calibrated_activations())
+                compressed.calibrate(gaussian(8, k, seed + 3).view());
+            const auto packed = cpu::pack(compressed);
+            REQUIRE(packed.family() == cpu::kernel_family::int_dot);
+            INFO("unsupported reason: " << packed.unsupported_reason());
+            for (index_t m : ms) {
+                const auto x = with_outliers(m, k, seed + static_cast<std::uint32_t>(m * 7 + k));
+                const auto bias = random_bias(n, seed + static_cast<std::uint32_t>(n));
+                const bool use_bias = ((m + n + k) % 2) == 0;
+                const std::span<const float> b = use_bias ? std::span<const float>(bias) : std::span<const float>();
+                dense_matrix<float> expected(m, n);
+                reference::matmul(x.view(), compressed, expected.view(), b);
+                for (auto path : simd_paths()) {
+                    cpu::scoped_path force(path);
+                    REQUIRE(cpu::uses_simd(packed));
+                    for (int threads : {1, 2, 3}) {
+                        if (threads > 1 && (m * n * k) % 3 != 0) continue;  // keep the run short
+                        dense_matrix<float> y(m, n);
+                        matmul(x.view(), packed, y.view(), b, {.threads = threads});
+                        std::string where;
+                        INFO("path " << cpu::to_string(path) << ", M=" << m << " N=" << n << " K=" << k
+                                     << ", threads " << threads << ", bias " << use_bias);
+                        const bool same = bit_equal(y, expected, where);
+                        INFO("first difference at " << where);
+                        REQUIRE(same);
+                        ++cases;
+                    }
+                }
+            }
+        }
+    CHECK(cases > 0);
+}
+
+using w2a8 = policy<presets::uint2_group64_asymmetric, presets::int8_per_token>;
+using w8_u8a = policy<presets::int8_per_channel, presets::uint8_per_token_asymmetric>;
+using w4_channel_a8 = policy<quantizer<int_format<4>, symmetric, per_channel>, presets::int8_per_token>;
+using w4_g32_asym_a8 = policy<quantizer<uint_format<4>, asymmetric, per_group<32>>, presets::int8_per_token>;
+using w3_g16_a8 = policy<quantizer<int_format<3>, symmetric, per_group<16>>, presets::int8_per_token>;
+using w8_pow2_a8 = policy<quantizer<int_format<8>, symmetric, per_group<32>, pow2_scale>, presets::int8_per_token>;
+using w8_a8_tensor = policy<presets::int8_per_channel, quantizer<int_format<8>, symmetric, per_tensor, dynamic>>;
+using w8_a8_percentile =
+    policy<presets::int8_per_channel, quantizer<int_format<8>, symmetric, per_token, dynamic, percentile<999000>>>;
+using w8_a4 = policy<presets::int8_per_channel, quantizer<int_format<4>, symmetric, per_token, dynamic>>;
+using w4_g32_2of4 = policy<quantizer<int_format<4>, symmetric, per_group<32>>, presets::int8_per_token, n_m<2, 4>>;
+
+}  // namespace
+
+TEST_CASE("cpu int_dot: this machine's paths", "[cpu_int_dot]") {
+    const auto paths = cpu::available_paths();
+    std::string names;
+    for (auto p : paths) names += std::string(cpu::to_string(p)) + " ";
+    WARN("CPU paths available here: " << names);
+    REQUIRE(paths.front() == cpu::isa_path::reference);
+#if defined(__x86_64__)
+    // The SIMD objects are linked into this test program: every x86-64 CPU has at least SSE4.1 today.
+    CHECK(cpu::path_compiled(cpu::isa_path::sse41));
+    CHECK(cpu::path_compiled(cpu::isa_path::avx512_vnni));
+#endif
+}
+
+TEST_CASE("cpu int_dot: W8A8 per channel x per token, bit-exact on every path", "[cpu_int_dot]") {
+    check_policy<presets::w8a8>({1, 3, 4, 5, 17, 64, 131}, 100);
+}
+
+TEST_CASE("cpu int_dot: W8A8 static (calibrated per tensor), bit-exact", "[cpu_int_dot]") {
+    check_policy<presets::w8a8_static>({5, 64, 67}, 200);
+}
+
+TEST_CASE("cpu int_dot: W4A8 group 128, bit-exact", "[cpu_int_dot]") { check_policy<presets::w4a8>({128, 256}, 300); }
+
+TEST_CASE("cpu int_dot: W4 per channel, W4 g32 asymmetric, W3 g16, W2 g64 asymmetric", "[cpu_int_dot]") {
+    check_policy<w4_channel_a8>({1, 7, 8, 9, 70}, 400);
+    check_policy<w4_g32_asym_a8>({32, 96}, 410);
+    check_policy<w3_g16_a8>({16, 48}, 420);
+    check_policy<w2a8>({64, 192}, 430);
+}
+
+TEST_CASE("cpu int_dot: other activation and scale kinds", "[cpu_int_dot]") {
+    check_policy<w8_u8a>({3, 64, 100}, 500);          // uint8 activations with zero points
+    check_policy<w8_pow2_a8>({32, 96}, 510);          // power-of-two group scales (shiftable)
+    check_policy<w8_a8_tensor>({9, 64}, 520);         // one dynamic scale for the whole X
+    check_policy<w8_a8_percentile>({64, 65}, 530);    // clipping observer (scalar scales, SIMD codes)
+    check_policy<w8_a4>({16, 33}, 540);               // 4-bit activations
+}
+
+TEST_CASE("cpu int_dot: 2:4-sparse W8A8 and W4A8, bit-exact", "[cpu_int_dot]") {
+    check_policy<presets::w8a8_2of4>({4, 12, 132}, 600);
+    check_policy<presets::w4a8_2of4>({128, 256}, 610);
+    check_policy<w4_g32_2of4>({32, 64}, 620);
+}
+
+TEST_CASE("cpu int_dot: a larger random shape on every path and thread count", "[cpu_int_dot]") {
+    const index_t m = 37, n = 203, k = 384;
+    const auto w = with_outliers(n, k, 700);
+    const auto x = with_outliers(m, k, 701);
+    const auto bias = random_bias(n, 702);
+    const auto compressed = compress<presets::w4a8>(w.view());
+    const auto packed = cpu::pack(compressed);
+    dense_matrix<float> expected(m, n);
+    reference::matmul(x.view(), compressed, expected.view(), bias);
+    for (auto path : simd_paths()) {
+        cpu::scoped_path force(path);
+        for (int threads : {1, 2, 4}) {
+            const auto y = matmul(x.view(), packed, bias, {.threads = threads});
+            std::string where;
+            INFO("path " << cpu::to_string(path) << " threads " << threads);
+            REQUIRE(bit_equal(y, expected, where));
+        }
+    }
+}
+
+TEST_CASE("cpu int_dot: compositions without a kernel run the oracle and say why", "[cpu_int_dot]") {
+    const auto w = gaussian(16, 40, 800);
+    const auto x = gaussian(3, 40, 801);
+    using w8_g20 = policy<quantizer<int_format<4>, symmetric, per_group<20>>, presets::int8_per_token>;  // 20 % 8 != 0
+    const auto packed = cpu::pack(compress<w8_g20>(w.view()));
+    CHECK(packed.family() == cpu::kernel_family::reference);
+    CHECK_THAT(packed.unsupported_reason(), Catch::Contains("group size 20"));
+    const auto y = matmul(x.view(), packed);
+    const auto expected = matmul(x.view(), packed.source());
+    std::string where;
+    CHECK(bit_equal(y, expected, where));
+
+    using stochastic_a = policy<presets::int8_per_channel, quantizer<int_format<8>, symmetric, per_token, dynamic, stochastic>>;
+    const auto p2 = cpu::pack(compress<stochastic_a>(w.view()));
+    CHECK(p2.family() == cpu::kernel_family::reference);
+    CHECK_THAT(p2.unsupported_reason(), Catch::Contains("stochastic"));
+}
+
+TEST_CASE("cpu dispatch: forcing paths, TCOMP_CPU_PATH, errors", "[cpu_int_dot]") {
+    const auto best = cpu::active_path();
+    CHECK(best == cpu::best_available_path());
+    {
+        cpu::scoped_path force(cpu::isa_path::reference);
+        CHECK(cpu::active_path() == cpu::isa_path::reference);
+    }
+    CHECK(cpu::active_path() == best);
+    CHECK(cpu::parse_isa_path("avx2") == cpu::isa_path::avx2);
+    CHECK_FALSE(cpu::parse_isa_path("avx3").has_value());
+    for (auto p : cpu::all_isa_paths)
+        if (!cpu::cpu_supports(p)) CHECK_THROWS_WITH(cpu::force_path(p), Catch::Contains("does not support"));
+
+    ::setenv("TCOMP_CPU_PATH", "sse41", 1);
+    CHECK(cpu::active_path() == cpu::isa_path::sse41);
+    ::setenv("TCOMP_CPU_PATH", "bogus", 1);
+    CHECK_THROWS_WITH(cpu::active_path(), Catch::Contains("TCOMP_CPU_PATH=bogus"));
+    ::unsetenv("TCOMP_CPU_PATH");
+    CHECK(cpu::active_path() == best);
+}
+
+TEST_CASE("cpu front door: shapes and values are checked", "[cpu_int_dot]") {
+    const auto w = gaussian(16, 32, 900);
+    const auto packed = cpu::pack(compress<presets::w8a8>(w.view()));
+    dense_matrix<float> x(2, 31), y(2, 16);
+    CHECK_THROWS_AS(matmul(x.view(), packed, y.view()), shape_error);
+    dense_matrix<float> x2(2, 32);
+    x2(1, 5) = std::numeric_limits<float>::quiet_NaN();
+    CHECK_THROWS_AS(matmul(x2.view(), packed, y.view()), value_error);
+}
+
+TEST_CASE("cpu thread pool: every task runs once, exceptions propagate", "[cpu_int_dot]") {
+    auto& pool = cpu::thread_pool::instance();
+    for (int threads : {1, 2, 3, 8}) {
+        std::vector<std::atomic<int>> hits(1000);
+        pool.run(threads, 1000, [&](index_t t) { hits[static_cast<std::size_t>(t)].fetch_add(1); });
+        for (auto& h : hits) REQUIRE(h.load() == 1);
+    }
+    CHECK_THROWS_WITH(pool.run(2, 10, [](index_t t) {
+                          if (t == 7) throw std::runtime_error("task 7 failed");
+                      }),
+                      "task 7 failed");
+    // Nested use runs serially instead of deadlocking.
+    std::atomic<int> inner{0};
+    pool.run(2, 4, [&](index_t) { pool.run(2, 3, [&](index_t) { inner.fetch_add(1); }); });
+    CHECK(inner.load() == 12);
+}
