@@ -4,7 +4,8 @@
 #   deps      install missing Debian packages (scripts/deps.sh)
 #   dev       configure + build the `dev` preset, ctest (unit, header check,
 #             compile-fail, demo, CUDA: skipped without a GPU)
-#   bench     smoke-run every benchmark (--benchmark_min_time=0.01)
+#   bench     smoke-run every benchmark (--benchmark_min_time=0.01, TCOMP_BENCH_QUICK=1: small
+#             shapes; the full suites run from bench/run_cpu_suite.sh)
 #   asan      `asan` preset (ASan + UBSan, Debug): build + ctest
 #   consumer  install the dev build to a temp prefix; build and run
 #             examples/consumer via find_package and via add_subdirectory
@@ -97,7 +98,7 @@ if [ -s "$bench_list" ]; then
     name="$(basename "$exe")"
     log="$tmp_root/$name.log"
     b0=$EPOCHREALTIME
-    if ! timeout 300 "$exe" --benchmark_min_time=0.01 >"$log" 2>&1; then
+    if ! TCOMP_BENCH_QUICK=1 timeout 300 "$exe" --benchmark_min_time=0.01 >"$log" 2>&1; then
       tail -n 40 "$log" >&2
       echo "test.sh: benchmark $name failed (log above)" >&2
       exit 1

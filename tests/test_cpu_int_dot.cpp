@@ -6,6 +6,7 @@
 
 #include "test_support.hpp"
 
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -244,4 +245,58 @@ TEST_CASE("cpu thread pool: every task runs once, exceptions propagate", "[cpu_i
     std::atomic<int> inner{0};
     pool.run(2, 4, [&](index_t) { pool.run(2, 3, [&](index_t) { inner.fetch_add(1); }); });
     CHECK(inner.load() == 12);
+}
+
+TEST_CASE("cpu front door: weight-only (fp32 and bf16 activations) and W1A1 through tcomp::matmul", "[cpu_int_dot]") {
+    const index_t m = 5, n = 37, k = 256;
+    const auto w = gaussian(n, k, 950);
+    const auto x = gaussian(m, k, 951);
+    const auto bias = random_bias(n, 952);
+    {
+        const auto compressed = compress<presets::w4a16>(w.view());
+        const auto packed = cpu::pack(compressed);
+        REQUIRE(packed.family() == cpu::kernel_family::weight_only);
+        dense_matrix<float> expected(m, n);
+        reference::matmul(x.view(), compressed, expected.view(), bias);
+        // bf16 activations: the oracle sees the same values widened to float.
+        dense_matrix<std::uint16_t> xb(m, k);
+        dense_matrix<float> xw(m, k);
+        for (index_t r = 0; r < m; ++r)
+            for (index_t c = 0; c < k; ++c) {
+                std::uint32_t bits;
+                std::memcpy(&bits, &x(r, c), 4);
+                xb(r, c) = static_cast<std::uint16_t>(bits >> 16);
+                bits = static_cast<std::uint32_t>(xb(r, c)) << 16;
+                std::memcpy(&xw(r, c), &bits, 4);
+            }
+        dense_matrix<float> expected_bf16(m, n);
+        reference::matmul(xw.view(), compressed, expected_bf16.view(), bias);
+        for (auto path : simd_paths()) {
+            cpu::scoped_path force(path);
+            REQUIRE(cpu::uses_simd(packed));
+            const auto y = matmul(x.view(), packed, bias, {.threads = 2});
+            dense_matrix<float> yb(m, n);
+            matmul_bf16(xb.view(), packed, yb.view(), bias, {.threads = 2});
+            for (index_t r = 0; r < m; ++r)
+                for (index_t c = 0; c < n; ++c) {
+                    // float accumulation against the oracle's double sum: well inside 1e-4 relative here.
+                    REQUIRE(std::fabs(y(r, c) - expected(r, c)) <= 1e-4f * (1.0f + std::fabs(expected(r, c))));
+                    REQUIRE(std::fabs(yb(r, c) - expected_bf16(r, c)) <= 1e-4f * (1.0f + std::fabs(expected_bf16(r, c))));
+                }
+        }
+    }
+    {
+        const auto compressed = compress<presets::w1a1>(w.view());
+        const auto packed = cpu::pack(compressed);
+        REQUIRE(packed.family() == cpu::kernel_family::binary);
+        dense_matrix<float> expected(m, n);
+        reference::matmul(x.view(), compressed, expected.view(), bias);
+        for (auto path : simd_paths()) {
+            cpu::scoped_path force(path);
+            const auto y = matmul(x.view(), packed, bias, {.threads = 2});
+            std::string where;
+            INFO("path " << cpu::to_string(path));
+            REQUIRE(bit_equal(y, expected, where));
+        }
+    }
 }

@@ -4,7 +4,9 @@
 #pragma once
 
 #include "tcomp/kernel/cpu/dispatch.hpp"
+#include "tcomp/kernel/cpu/binary_kernel.hpp"
 #include "tcomp/kernel/cpu/int_dot_kernel.hpp"
+#include "tcomp/kernel/cpu/weight_only_kernel.hpp"
 
 namespace tcomp::cpu::detail {
 
@@ -16,6 +18,8 @@ const kernel_table& make_kernel_table() {
         t.int_dot = &int_dot_kernel<Isa>;
         t.row_min_max = &row_min_max_kernel<Isa>;
         t.encode_u8 = &encode_u8_kernel<Isa>;
+        t.weight_only = &weight_only_kernel<Isa>;
+        t.binary = &binary_kernel<Isa>;
         return t;
     }();
     return table;

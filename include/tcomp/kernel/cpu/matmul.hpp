@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <span>
 #include <thread>
 #include <vector>
@@ -158,6 +160,60 @@ void run_int_dot(const packed_weights<Policy>& w, const kernel_table& table, mat
     });
 }
 
+/// Weight-only (float activations, fp32 or bf16): the kernel dequantizes weights in registers.
+template <class Policy, class T>
+void run_weight_only(const packed_weights<Policy>& w, const kernel_table& table, matrix_view<const T> x,
+                     matrix_view<float> y, std::span<const float> bias, int threads) {
+    const weight_only_weights& d = w.weight_only().desc;
+    const task_grid grid = make_task_grid(d.panels, x.rows(), threads);
+    thread_pool::instance().run(threads, grid.count(), [&](index_t task) {
+        weight_only_call c;
+        c.w = &d;
+        if constexpr (std::is_same_v<T, float>) c.x = x.data();
+        else c.x_bf16 = x.data();
+        c.x_stride = x.row_stride();
+        c.m = x.rows();
+        c.y = y.data(), c.y_stride = y.row_stride();
+        c.bias = bias.empty() ? nullptr : bias.data();
+        grid.range(task, c.panel_begin, c.panel_end, c.m_begin, c.m_end);
+        if (c.panel_begin < c.panel_end && c.m_begin < c.m_end) table.weight_only(c);
+    });
+}
+
+struct binary_scratch {
+    std::vector<std::uint64_t> bits;
+    std::vector<float> scale;
+};
+
+/// W1A1: binarize X (the oracle's scales and signs), then xnor + popcount. Returns false when the
+/// activation quantizer has no binary kernel (the caller then runs the oracle).
+template <class Policy>
+bool run_binary(const packed_weights<Policy>& w, const kernel_table& table, matrix_view<const float> x,
+                matrix_view<float> y, std::span<const float> bias, int threads) {
+    using AQ = typename Policy::activation_quantizer;
+    const binary_weights& d = w.binary().desc;
+    thread_local binary_scratch caller_scratch;
+    binary_scratch& s = caller_scratch;
+    const scale_table* fixed = nullptr;
+    if constexpr (compressed_weights<Policy>::calibrated_activations()) fixed = &w.source().activation_scales();
+    if (!binarize_activations<AQ>(x, fixed, s.bits, s.scale).empty()) return false;
+    const task_grid grid = make_task_grid(d.panels, x.rows(), threads);
+    thread_pool::instance().run(threads, grid.count(), [&](index_t task) {
+        binary_call c;
+        c.w = &d;
+        c.x_bits = s.bits.data(), c.x_stride = d.words;
+        c.x_scale = s.scale.data();
+        c.m = x.rows();
+        c.y = y.data(), c.y_stride = y.row_stride();
+        c.bias = bias.empty() ? nullptr : bias.data();
+        index_t p0 = 0, p1 = 0;
+        grid.range(task, p0, p1, c.m_begin, c.m_end);
+        c.n_begin = p0 * binary_panel_rows, c.n_end = std::min(d.n, p1 * binary_panel_rows);
+        if (c.n_begin < c.n_end && c.m_begin < c.m_end) table.binary(c);
+    });
+    return true;
+}
+
 }  // namespace detail
 
 /// The path and kernel family a call with these weights would use now.
@@ -191,10 +247,49 @@ void matmul(matrix_view<const float> x, const cpu::packed_weights<Policy>& w, ma
     }
     const cpu::kernel_table& table = *cpu::kernels_for(cpu::active_path());
     const int threads = cpu::detail::resolve_threads(options.threads);
-    switch (w.family()) {
-        case cpu::kernel_family::int_dot: cpu::detail::run_int_dot(w, table, x, y, bias, threads); break;
-        default: reference::matmul(x, w.source(), y, bias, options.quantize); break;
+    // uses_simd() said the family has a kernel; the family follows from the policy type.
+    using WQ = typename Policy::weight_quantizer;
+    if constexpr (!Policy::quantizes_activations) {
+        cpu::detail::run_weight_only(w, table, x, y, bias, threads);
+    } else if constexpr (tcomp::detail::is_sign_grid<typename WQ::format>() &&
+                         tcomp::detail::is_sign_grid<typename Policy::activation_quantizer::format>()) {
+        if (!cpu::detail::run_binary(w, table, x, y, bias, threads))
+            reference::matmul(x, w.source(), y, bias, options.quantize);
+    } else {
+        cpu::detail::run_int_dot(w, table, x, y, bias, threads);
     }
+}
+
+/// Y = X * W^T + bias with bf16 activations (raw bf16 bits, the top half of a float) and a weight-only
+/// policy (float activations): the kernels widen bf16 in registers. Other policies widen X to float first.
+template <class Policy>
+void matmul_bf16(matrix_view<const std::uint16_t> x, const cpu::packed_weights<Policy>& w, matrix_view<float> y,
+                 std::span<const float> bias = {}, const cpu::run_options& options = {}) {
+    if (x.cols() != w.cols())
+        tcomp::detail::throw_error<shape_error>("matmul_bf16: X is ", x.rows(), "x", x.cols(), " but W is ", w.rows(),
+                                                "x", w.cols());
+    if (y.rows() != x.rows() || y.cols() != w.rows())
+        tcomp::detail::throw_error<shape_error>("matmul_bf16: Y is ", y.rows(), "x", y.cols(), ", expected ", x.rows(),
+                                                "x", w.rows());
+    if (!bias.empty() && static_cast<index_t>(bias.size()) != w.rows())
+        tcomp::detail::throw_error<shape_error>("matmul_bf16: bias has ", bias.size(), " entries, expected ", w.rows());
+    for (index_t r = 0; r < x.rows(); ++r)
+        for (index_t c = 0; c < x.cols(); ++c)
+            if ((x(r, c) & 0x7F80u) == 0x7F80u)
+                tcomp::detail::throw_error<value_error>("matmul_bf16: x(", r, ", ", c, ") is not finite");
+    if (x.rows() == 0 || w.rows() == 0) return;
+    if (w.family() == cpu::kernel_family::weight_only && cpu::uses_simd(w)) {
+        cpu::detail::run_weight_only(w, *cpu::kernels_for(cpu::active_path()), x, y, bias,
+                                     cpu::detail::resolve_threads(options.threads));
+        return;
+    }
+    dense_matrix<float> widened(x.rows(), x.cols());
+    for (index_t r = 0; r < x.rows(); ++r)
+        for (index_t c = 0; c < x.cols(); ++c) {
+            const std::uint32_t bits = static_cast<std::uint32_t>(x(r, c)) << 16;
+            std::memcpy(&widened(r, c), &bits, sizeof(float));
+        }
+    matmul(widened.view(), w, y, bias, options);
 }
 
 template <class Policy>

@@ -12,15 +12,9 @@
 #include <string>
 #include <utility>
 
-#include "tcomp/kernel/cpu/int_dot_pack.hpp"
-#if __has_include("tcomp/kernel/cpu/binary_pack.hpp")  // TEMPORARY while the kernels land
 #include "tcomp/kernel/cpu/binary_pack.hpp"
-#define TCOMP_HAVE_BINARY_PACK 1
-#endif
-#if __has_include("tcomp/kernel/cpu/weight_only_pack.hpp")
+#include "tcomp/kernel/cpu/int_dot_pack.hpp"
 #include "tcomp/kernel/cpu/weight_only_pack.hpp"
-#define TCOMP_HAVE_WEIGHT_ONLY_PACK 1
-#endif
 #include "tcomp/quant/compress.hpp"
 
 namespace tcomp::cpu {
@@ -48,19 +42,11 @@ public:
         using WQ = weight_quantizer;
         const auto view = source_.weights().view();
         if constexpr (!Policy::quantizes_activations) {
-#ifdef TCOMP_HAVE_WEIGHT_ONLY_PACK
             reason_ = pack_weight_only(view, weight_only_);
-#else
-            reason_ = "pending";
-#endif
             if (reason_.empty()) family_ = kernel_family::weight_only;
         } else if constexpr (tcomp::detail::is_sign_grid<typename WQ::format>() &&
                              tcomp::detail::is_sign_grid<typename activation_quantizer::format>()) {
-#ifdef TCOMP_HAVE_BINARY_PACK
             reason_ = pack_binary(view, binary_);
-#else
-            reason_ = "pending";
-#endif
             if (reason_.empty()) family_ = kernel_family::binary;
         } else {
             reason_ = activation_reason();
@@ -83,23 +69,15 @@ public:
     std::size_t kernel_bytes() const {
         switch (family_) {
             case kernel_family::int_dot: return int_dot_.bytes();
-#ifdef TCOMP_HAVE_WEIGHT_ONLY_PACK
             case kernel_family::weight_only: return weight_only_.bytes();
-#endif
-#ifdef TCOMP_HAVE_BINARY_PACK
             case kernel_family::binary: return binary_.bytes();
-#endif
             default: return source_.weights().bytes();
         }
     }
 
     const int_dot_storage& int_dot() const { return int_dot_; }
-#ifdef TCOMP_HAVE_WEIGHT_ONLY_PACK
     const weight_only_storage& weight_only() const { return weight_only_; }
-#endif
-#ifdef TCOMP_HAVE_BINARY_PACK
     const binary_storage& binary() const { return binary_; }
-#endif
 
 private:
     /// Activation quantizers the int_dot front door encodes with SIMD: integer grids of <= 256 codes,
@@ -123,12 +101,8 @@ private:
     kernel_family family_ = kernel_family::reference;
     std::string reason_;
     int_dot_storage int_dot_;
-#ifdef TCOMP_HAVE_WEIGHT_ONLY_PACK
     weight_only_storage weight_only_;
-#endif
-#ifdef TCOMP_HAVE_BINARY_PACK
     binary_storage binary_;
-#endif
 };
 
 /// Pre-packs compressed weights for the CPU kernels (copies them; pass an rvalue to move).

@@ -14,12 +14,13 @@
 #include <cstring>
 
 #if defined(__x86_64__) || defined(__i386__)
-// GCC 12 reports -Wmaybe-uninitialized inside its own AVX-512 intrinsics (the _mm512_undefined_* operands;
+// GCC 12 reports -W(maybe-)uninitialized inside its own AVX-512 intrinsics (the _mm512_undefined_* operands;
 // GCC PR 105593, fixed in 13). The diagnostic is located in the intrinsic headers, so it is silenced for
 // them only, by including them here first.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 #else

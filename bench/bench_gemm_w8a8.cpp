@@ -1,0 +1,7 @@
+// W8A8 GEMM/GEMV suite: tcomp::matmul with presets::w8a8 weights pre-packed for the CPU kernels.
+#include "tcomp_gemm_suite.hpp"
+
+int main(int argc, char** argv) {
+    tcomp_bench::register_tcomp_suite<tcomp::presets::w8a8>("w8a8");
+    return tcomp_bench::gemm_main(argc, argv);
+}

@@ -1,0 +1,140 @@
+// Pre-packing a compressed weight matrix into the weight-only kernels' panel layout (weight_only_args.hpp).
+// ISA-independent: the same packed bytes serve every path. Packing is done once per weight matrix.
+//
+// Supported: dense integer-grid weight formats (1..8 bits) whose codes span at most 256 integers, packed at
+// the narrowest of 2, 4 or 8 bits that holds u = code - code_min; any scale kind (decoded once here to a
+// float per row and group); zero points; per_tensor, per_channel, or per_group<G> with G a multiple of 16.
+// Anything else gets a reason string back (the front door then runs the scalar oracle).
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <utility>
+
+#include "tcomp/core/bit_packing.hpp"
+#include "tcomp/kernel/cpu/aligned_buffer.hpp"
+#include "tcomp/kernel/cpu/weight_only_args.hpp"
+#include "tcomp/quant/compressed_matrix.hpp"
+
+namespace tcomp::cpu {
+
+/// Owning storage behind a weight_only_weights descriptor (copies re-point the descriptor).
+struct weight_only_storage {
+    weight_only_weights desc;
+    aligned_buffer<std::uint8_t> codes;
+    aligned_buffer<float> scales;
+    aligned_buffer<std::int8_t> zeros;
+
+    weight_only_storage() = default;
+    weight_only_storage(const weight_only_storage& o) : desc(o.desc), codes(o.codes), scales(o.scales), zeros(o.zeros) {
+        bind();
+    }
+    weight_only_storage& operator=(const weight_only_storage& o) {
+        if (this != &o) {
+            desc = o.desc, codes = o.codes, scales = o.scales, zeros = o.zeros;
+            bind();
+        }
+        return *this;
+    }
+    weight_only_storage(weight_only_storage&& o) noexcept
+        : desc(o.desc), codes(std::move(o.codes)), scales(std::move(o.scales)), zeros(std::move(o.zeros)) {
+        bind();
+    }
+    weight_only_storage& operator=(weight_only_storage&& o) noexcept {
+        desc = o.desc, codes = std::move(o.codes), scales = std::move(o.scales), zeros = std::move(o.zeros);
+        bind();
+        return *this;
+    }
+    ~weight_only_storage() = default;
+
+    /// Bytes the kernel reads per call (codes, scales, zero offsets).
+    std::size_t bytes() const { return codes.size() + scales.size() * sizeof(float) + zeros.size(); }
+    void bind() {
+        desc.codes = codes.data();
+        desc.scales = scales.data();
+        desc.zeros = zeros.data();
+    }
+};
+
+namespace detail {
+
+template <class... Parts>
+std::string weight_only_reason(const Parts&... parts) {
+    std::ostringstream s;
+    (s << ... << parts);
+    return s.str();
+}
+
+}  // namespace detail
+
+/// Packs w for the weight-only kernels. Returns "" on success, else why the composition is not supported.
+template <class Q, class S>
+std::string pack_weight_only(const compressed_view<Q, S>& w, weight_only_storage& out) {
+    using F = typename Q::format;
+    if constexpr (S::kind != sparsity_kind::dense) {
+        return "sparse weights: the weight-only kernels take dense matrices";
+    } else if constexpr (!integer_grid_format<F>) {
+        return "the weight format is floating point: the weight-only kernels take integer-grid formats";
+    } else if constexpr (F::code_max - F::code_min > 255) {
+        return "the weight codes span more than 256 integers";
+    } else {
+        constexpr int range = F::code_max - F::code_min;
+        constexpr int bits = range <= 3 ? 2 : (range <= 15 ? 4 : 8);
+        const packed_layout& l = w.packed().layout;
+        const index_t n = w.rows(), k = w.cols();
+        if (n == 0 || k == 0) return "an empty weight matrix";
+        const index_t group_size = l.group_size;
+        const bool one_group = group_size >= k;
+        if (!one_group && group_size % 16 != 0)
+            return detail::weight_only_reason("group size ", group_size,
+                                              " is not a multiple of 16 (the weight-only kernels' k-step)");
+        const index_t bk = 512 / bits;
+        const index_t k_padded = (k + bk - 1) / bk * bk;
+        const index_t group = one_group ? k_padded : group_size;
+        const index_t groups = (k_padded + group - 1) / group;
+        const index_t real_groups = one_group ? 1 : k / group;
+        const index_t panels = (n + 15) / 16;
+
+        out = weight_only_storage{};
+        weight_only_weights& d = out.desc;
+        d.n = n, d.k = k, d.k_padded = k_padded, d.group = group, d.groups = groups, d.panels = panels;
+        d.code_bits = bits;
+        d.panel_code_bytes = static_cast<std::size_t>(k_padded) * 16 * bits / 8;
+        out.codes = aligned_buffer<std::uint8_t>(static_cast<std::size_t>(panels) * d.panel_code_bytes);
+        out.scales = aligned_buffer<float>(static_cast<std::size_t>(panels * groups * 16));
+        out.zeros = aligned_buffer<std::int8_t>(static_cast<std::size_t>(panels * groups * 16));
+
+        const int code_bits = l.code_bits;
+        for (index_t r = 0; r < n; ++r) {
+            const index_t p = r / 16, i = r % 16;
+            for (index_t g = 0; g < real_groups; ++g) {
+                const index_t k0 = one_group ? 0 : g * group;
+                const std::size_t cell = static_cast<std::size_t>((p * groups + g) * 16 + i);
+                const int z = w.zero_point(r, k0) - F::code_min;  // 0 .. range
+                out.scales[cell] = w.scale(r, k0);
+                out.zeros[cell] = static_cast<std::int8_t>(bits == 8 ? z - 128 : z);
+            }
+            const std::uint8_t* row = w.packed().row_codes(r);
+            std::uint8_t* dst = out.codes.data() + static_cast<std::size_t>(p) * d.panel_code_bytes +
+                                static_cast<std::size_t>(i) * 64;
+            for (index_t c = 0; c < k; ++c) {
+                const int u = F::to_integer(read_packed(row, c, code_bits)) - F::code_min;
+                const index_t kb = c / bk, j = (c % bk) / 16, dd = c % 16;
+                std::uint8_t* block = dst + kb * 16 * 64;
+                if constexpr (bits == 8) {
+                    block[16 * j + dd] = static_cast<std::uint8_t>(u - 128 + 256);  // int8 u - 128
+                } else {
+                    const index_t bit = bits * j;  // within the little-endian word dd
+                    block[4 * dd + bit / 8] = static_cast<std::uint8_t>(block[4 * dd + bit / 8] | (u << (bit % 8)));
+                }
+            }
+        }
+        out.bind();
+        return "";
+    }
+}
+
+}  // namespace tcomp::cpu

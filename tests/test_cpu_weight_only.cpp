@@ -1,0 +1,244 @@
+// The weight-only CPU kernels (W8A16, W4A16, W2A16: integer weights dequantized in registers, fp32 or bf16
+// activations) against the scalar oracle, on every SIMD path this machine supports: the presets w8a16,
+// w4a16, w2a16 plus int4 symmetric per_group<32> with power-of-two scales, uint8 asymmetric per_channel
+// (8-bit zero offsets) and int3 asymmetric per_group<16> (a 3-bit format in 4-bit packing, one chunk per
+// group); random shapes with tails in M, N and K (both drivers: direct for small M, panel GEMM otherwise),
+// Gaussian data, with and without bias, fp32 and bf16 activations (the oracle gets the bf16 values as
+// floats), strided X and Y, whole and split output ranges.
+//
+// Error bound. The kernels dequantize every weight exactly as the oracle (w = fl(s * (u - z)), bit for bit)
+// and sum x * w in fp32: each output is one chain of FMAs along k (SSE4.1: a multiply and an add, two
+// roundings per term), plus a tree over the vector lanes in the direct driver (<= 4 roundings), then the
+// bias add. The oracle sums exactly in double (error ~K * 2^-53), rounds to float once, then adds the bias.
+// Hence |y - y_ref| <= (2K + 4) u S + u S + 2u |y| + O(u^2) with u = 2^-24, S = sum_k |x_k| |w_k|; we check
+//     |y - y_ref| <= c * K * 2^-24 * S + tiny,   c = 2,   tiny = 8 * 2^-24 * S + 2^-22 * |y_ref| + 1e-30.
+#include <catch2/catch.hpp>
+
+#include "test_support.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tcomp/kernel/cpu/dispatch.hpp"
+#include "tcomp/kernel/cpu/weight_only_pack.hpp"
+#include "tcomp/format/fp8.hpp"
+#include "tcomp/kernel/reference/matmul.hpp"
+#include "tcomp/quant/presets.hpp"
+
+namespace {
+
+using namespace tcomp;
+using tcomp_test::gaussian;
+
+using int4_g32_pow2 = policy<quantizer<int_format<4>, symmetric, per_group<32>, pow2_scale>, float_activations>;
+using uint8_channel_asym = policy<quantizer<uint_format<8>, asymmetric, per_channel>, float_activations>;
+using int3_g16_asym = policy<quantizer<int_format<3>, asymmetric, per_group<16>>, float_activations>;
+
+std::uint16_t to_bf16(float f) {  // round to nearest even (no NaN here)
+    std::uint32_t b;
+    std::memcpy(&b, &f, 4);
+    return static_cast<std::uint16_t>((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);
+}
+float from_bf16(std::uint16_t v) {
+    const std::uint32_t b = static_cast<std::uint32_t>(v) << 16;
+    float f;
+    std::memcpy(&f, &b, 4);
+    return f;
+}
+
+std::vector<float> random_bias(index_t n, std::uint32_t seed) {
+    std::mt19937 gen(seed);
+    std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
+    std::vector<float> b(static_cast<std::size_t>(n));
+    for (auto& v : b) v = dist(gen);
+    return b;
+}
+
+std::vector<cpu::isa_path> simd_paths() {
+    std::vector<cpu::isa_path> out;
+    for (auto p : cpu::available_paths())
+        if (p != cpu::isa_path::reference) out.push_back(p);
+    return out;
+}
+
+constexpr float y_sentinel = -12345.5f;
+
+/// One activation set: X (fp32 with row stride k + 3, or its bf16 rounding), the oracle's result and the
+/// per-output error bound.
+struct case_data {
+    index_t m = 0, n = 0, k = 0, x_stride = 0, y_stride = 0;
+    bool bf16 = false;
+    std::vector<float> x;             // what the oracle sees (bf16 values as floats), stride x_stride
+    std::vector<std::uint16_t> xb;    // bf16 bits, stride x_stride
+    std::vector<float> bias;
+    dense_matrix<float> y_ref, bound;
+};
+
+/// Runs the kernel of `path` on the given output ranges (all of them when split is false, else a 2 x 2 grid of
+/// calls) and returns the largest |y - y_ref| / bound; sets `untouched` false when the kernel wrote outside Y.
+float run_and_compare(cpu::isa_path path, const cpu::weight_only_storage& st, const case_data& d, bool split,
+                      bool& untouched) {
+    const cpu::kernel_table* table = cpu::kernels_for(path);
+    REQUIRE(table != nullptr);
+    REQUIRE(table->weight_only != nullptr);
+    cpu::scoped_path force(path);
+    std::vector<float> y(static_cast<std::size_t>(d.m * d.y_stride), y_sentinel);
+    cpu::weight_only_call c;
+    c.w = &st.desc;
+    if (d.bf16) c.x_bf16 = d.xb.data();
+    else c.x = d.x.data();
+    c.x_stride = d.x_stride;
+    c.m = d.m;
+    c.y = y.data(), c.y_stride = d.y_stride;
+    c.bias = d.bias.empty() ? nullptr : d.bias.data();
+    const index_t panels = st.desc.panels;
+    const index_t pcut = split ? panels / 2 : panels, mcut = split ? d.m / 2 : d.m;
+    for (int pi = 0; pi < 2; ++pi)
+        for (int mi = 0; mi < 2; ++mi) {
+            c.panel_begin = pi == 0 ? 0 : pcut, c.panel_end = pi == 0 ? pcut : panels;
+            c.m_begin = mi == 0 ? 0 : mcut, c.m_end = mi == 0 ? mcut : d.m;
+            table->weight_only(c);
+        }
+    float worst = 0.0f;
+    untouched = true;
+    for (index_t i = 0; i < d.m; ++i) {
+        for (index_t j = 0; j < d.n; ++j) {
+            const float v = y[static_cast<std::size_t>(i * d.y_stride + j)];
+            const float err = std::isfinite(v) ? std::fabs(v - d.y_ref(i, j)) : std::numeric_limits<float>::infinity();
+            worst = std::max(worst, err / d.bound(i, j));
+        }
+        for (index_t j = d.n; j < d.y_stride; ++j)
+            if (y[static_cast<std::size_t>(i * d.y_stride + j)] != y_sentinel) untouched = false;
+    }
+    return worst;
+}
+
+template <class P>
+void check_policy(const char* name, std::uint32_t seed) {
+    constexpr index_t group = P::weight_quantizer::granularity::group_size;
+    const index_t ms[] = {1, 2, 3, 7, 16, 33};
+    const index_t ns[] = {1, 15, 16, 17, 50};
+    const index_t ks[] = {1, 7, 64, 130, 256, 384};
+    const auto paths = simd_paths();
+    int pair = 0;
+    for (index_t k : ks) {
+        if (group > 0 && k % group != 0) continue;
+        for (index_t n : ns) {
+            const auto w = gaussian(n, k, seed + static_cast<std::uint32_t>(31 * k + n));
+            const auto cw = compress<P>(w.view());
+            cpu::weight_only_storage st;
+            REQUIRE(cpu::pack_weight_only(cw.weights().view(), st) == "");
+            const auto wd = dequantize(cw.weights());
+            // Two row counts per (K, N), rotating through the list; fp32 and bf16 for each.
+            for (int mi = 0; mi < 2; ++mi, ++pair) {
+                const index_t m = ms[(pair + 3 * mi) % 6];
+                const auto x32 = gaussian(m, k, seed + static_cast<std::uint32_t>(7 * pair + 1));
+                for (int act = 0; act < 2; ++act) {
+                    case_data d;
+                    d.m = m, d.n = n, d.k = k, d.x_stride = k + 3, d.y_stride = n + 5, d.bf16 = act == 1;
+                    d.x.assign(static_cast<std::size_t>(m * d.x_stride), 0.0f);
+                    d.xb.assign(d.x.size(), 0);
+                    for (index_t i = 0; i < m; ++i)
+                        for (index_t j = 0; j < k; ++j) {
+                            const auto at = static_cast<std::size_t>(i * d.x_stride + j);
+                            d.xb[at] = to_bf16(x32(i, j));
+                            d.x[at] = d.bf16 ? from_bf16(d.xb[at]) : x32(i, j);
+                        }
+                    if ((pair + act) % 2 == 0) d.bias = random_bias(n, seed + static_cast<std::uint32_t>(pair));
+                    d.y_ref = dense_matrix<float>(m, n);
+                    const matrix_view<const float> xv(d.x.data(), m, k, d.x_stride);
+                    reference::matmul(xv, cw, d.y_ref.view(), d.bias);
+                    d.bound = dense_matrix<float>(m, n);
+                    for (index_t i = 0; i < m; ++i)
+                        for (index_t j = 0; j < n; ++j) {
+                            double s = 0.0;
+                            for (index_t kk = 0; kk < k; ++kk)
+                                s += std::fabs(static_cast<double>(xv(i, kk)) * static_cast<double>(wd(j, kk)));
+                            d.bound(i, j) = static_cast<float>((2.0 * static_cast<double>(k) + 8.0) * 0x1p-24 * s +
+                                                               0x1p-22 * std::fabs(d.y_ref(i, j)) + 1e-30);
+                        }
+                    for (cpu::isa_path path : paths) {
+                        const bool split = (pair + act) % 2 == 1;
+                        bool untouched = true;
+                        const float worst = run_and_compare(path, st, d, split, untouched);
+                        INFO(name << " on " << cpu::to_string(path) << ": M=" << m << " N=" << n << " K=" << k
+                                  << (d.bf16 ? " bf16" : " fp32") << (d.bias.empty() ? "" : " +bias")
+                                  << (split ? " split" : "") << ": worst |y - y_ref| / bound = " << worst);
+                        CHECK(worst <= 1.0f);
+                        CHECK(untouched);
+                    }
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+
+TEST_CASE("weight-only kernels match the oracle on every path", "[cpu_weight_only]") {
+    if (simd_paths().empty()) {
+        WARN("no SIMD path compiled in or supported here: nothing to test");
+        return;
+    }
+    SECTION("w8a16: int8 symmetric per channel") { check_policy<presets::w8a16>("w8a16", 100); }
+    SECTION("w4a16: uint4 asymmetric per_group<128>") { check_policy<presets::w4a16>("w4a16", 200); }
+    SECTION("w2a16: uint2 asymmetric per_group<64>") { check_policy<presets::w2a16>("w2a16", 300); }
+    SECTION("int4 symmetric per_group<32>, pow2 scales") { check_policy<int4_g32_pow2>("int4 g32 pow2", 400); }
+    SECTION("uint8 asymmetric per channel") { check_policy<uint8_channel_asym>("uint8 asym", 500); }
+    SECTION("int3 asymmetric per_group<16>") { check_policy<int3_g16_asym>("int3 g16 asym", 600); }
+}
+
+TEST_CASE("weight-only packing: layout, copies, and unsupported compositions", "[cpu_weight_only]") {
+    const auto w = gaussian(20, 256, 7);
+    const auto cw = compress<presets::w4a16>(w.view());
+    cpu::weight_only_storage st;
+    REQUIRE(cpu::pack_weight_only(cw.weights().view(), st) == "");
+    CHECK(st.desc.code_bits == 4);
+    CHECK(st.desc.k_padded == 256);
+    CHECK(st.desc.group == 128);
+    CHECK(st.desc.groups == 2);
+    CHECK(st.desc.panels == 2);
+    CHECK(st.desc.panel_code_bytes == 16 * 256 / 2);
+    CHECK(st.bytes() == 2 * 2048 + 2 * 2 * 16 * (sizeof(float) + 1));
+
+    // Row 17, k = 130 (block 1, chunk 0, word 2): the low nibble of byte 4 * 2 of row 1 of block 1 of panel 1.
+    std::vector<index_t> cols;
+    std::uint32_t code = 0;
+    cw.weights().view().for_each_in_row(17, cols, [&](index_t c, std::uint32_t v) {
+        if (c == 130) code = v;
+    });
+    const std::uint8_t byte = st.codes[st.desc.panel_code_bytes + 1 * 16 * 64 + 1 * 64 + 8];
+    CHECK(static_cast<std::uint32_t>(byte & 15) == code);
+
+    // A copy points at its own buffers.
+    const cpu::weight_only_storage copy = st;
+    CHECK(copy.desc.codes == copy.codes.data());
+    CHECK(copy.desc.codes != st.desc.codes);
+    CHECK(copy.desc.scales == copy.scales.data());
+    CHECK(copy.desc.zeros == copy.zeros.data());
+
+    SECTION("sparse weights") {
+        using P = policy<quantizer<int_format<4>, per_group<32>>, float_activations, n_m<2, 4>>;
+        const auto sw = compress<P>(w.view());
+        cpu::weight_only_storage s;
+        CHECK_THAT(cpu::pack_weight_only(sw.weights().view(), s), Catch::Contains("sparse"));
+    }
+    SECTION("floating weights") {
+        using P = policy<quantizer<fp8_e4m3, per_channel>, float_activations>;
+        const auto fw = compress<P>(w.view());
+        cpu::weight_only_storage s;
+        CHECK_THAT(cpu::pack_weight_only(fw.weights().view(), s), Catch::Contains("floating"));
+    }
+    SECTION("a group that is not a multiple of 16") {
+        using P = policy<quantizer<int_format<4>, per_group<8>>, float_activations>;
+        const auto gw = compress<P>(w.view());
+        cpu::weight_only_storage s;
+        CHECK_THAT(cpu::pack_weight_only(gw.weights().view(), s), Catch::Contains("multiple of 16"));
+    }
+}
