@@ -20,8 +20,10 @@
 //   }
 //
 // The weight type W returned by setup needs `std::size_t bytes() const` (the bytes one call streams) and a
-// deep copy: its copy constructor, or `W clone() const` when it has one. weight_buffers below is a ready-made W
-// (any set of 64-byte aligned byte buffers).
+// deep copy: its copy constructor, or `W clone() const` when it has one. The copy must be what the kernel reads:
+// a copy whose internal pointers (a bound descriptor, a view) still point into the original makes every "cold"
+// row hot (the report then shows weight GB/s above the DRAM limit). weight_buffers below is a ready-made W (any
+// set of 64-byte aligned byte buffers).
 //
 // Benchmark names: <suite>/<variant>/M:<m>/threads:<t>/<hot|cold> (Google Benchmark appends /real_time).
 // Counters: GOPS (2*M*N*K per second / 1e9, wall time), weight_GBps (weight bytes per second / 1e9), and M, N,

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -299,4 +300,17 @@ TEST_CASE("cpu front door: weight-only (fp32 and bf16 activations) and W1A1 thro
             REQUIRE(bit_equal(y, expected, where));
         }
     }
+}
+
+TEST_CASE("cpu packed weights: copies own their buffers (the source may die)", "[cpu_int_dot]") {
+    const auto w = gaussian(33, 64, 990);
+    const auto x = gaussian(3, 64, 991);
+    auto original = std::make_unique<cpu::packed_weights<presets::w8a8>>(cpu::pack(compress<presets::w8a8>(w.view())));
+    const auto expected = matmul(x.view(), *original);
+    const cpu::packed_weights<presets::w8a8> copy = *original;
+    CHECK(copy.int_dot().desc.codes != original->int_dot().desc.codes);
+    original.reset();
+    const auto y = matmul(x.view(), copy);
+    std::string where;
+    CHECK(bit_equal(y, expected, where));
 }

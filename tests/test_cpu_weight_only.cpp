@@ -1,16 +1,19 @@
 // The weight-only CPU kernels (W8A16, W4A16, W2A16: integer weights dequantized in registers, fp32 or bf16
 // activations) against the scalar oracle, on every SIMD path this machine supports: the presets w8a16,
 // w4a16, w2a16 plus int4 symmetric per_group<32> with power-of-two scales, uint8 asymmetric per_channel
-// (8-bit zero offsets) and int3 asymmetric per_group<16> (a 3-bit format in 4-bit packing, one chunk per
-// group); random shapes with tails in M, N and K (both drivers: direct for small M, panel GEMM otherwise),
-// Gaussian data, with and without bias, fp32 and bf16 activations (the oracle gets the bf16 values as
-// floats), strided X and Y, whole and split output ranges.
+// (8-bit zero offsets), int3 asymmetric per_group<16> (a 3-bit format in 4-bit packing, one chunk per
+// group) and int8 asymmetric per_group<32> (8-bit with groups); random shapes with tails in M, N and K (both
+// drivers: direct for small M, panel GEMM otherwise), Gaussian data, with and without bias, fp32 and bf16
+// activations (the oracle gets the bf16 values as floats), strided X and Y, whole and split output ranges.
 //
 // Error bound. The kernels dequantize every weight exactly as the oracle (w = fl(s * (u - z)), bit for bit)
 // and sum x * w in fp32: each output is one chain of FMAs along k (SSE4.1: a multiply and an add, two
 // roundings per term), plus a tree over the vector lanes in the direct driver (<= 4 roundings), then the
-// bias add. The oracle sums exactly in double (error ~K * 2^-53), rounds to float once, then adds the bias.
-// Hence |y - y_ref| <= (2K + 4) u S + u S + 2u |y| + O(u^2) with u = 2^-24, S = sum_k |x_k| |w_k|; we check
+// bias add. (8-bit with one scale per row, direct driver: the chain sums x * (u - z) exactly-multiplied and
+// the sum is scaled once: one more rounding, and s * (u - z) unrounded differs from the oracle's weight by
+// <= 2^-24 relative.) The oracle sums exactly in double (error ~K * 2^-53), rounds to float once, then adds
+// the bias. Hence |y - y_ref| <= (2K + 6) u S + u S + 2u |y| + O(u^2) with u = 2^-24, S = sum_k |x_k| |w_k|;
+// we check
 //     |y - y_ref| <= c * K * 2^-24 * S + tiny,   c = 2,   tiny = 8 * 2^-24 * S + 2^-22 * |y_ref| + 1e-30.
 #include <catch2/catch.hpp>
 
@@ -39,6 +42,7 @@ using tcomp_test::gaussian;
 using int4_g32_pow2 = policy<quantizer<int_format<4>, symmetric, per_group<32>, pow2_scale>, float_activations>;
 using uint8_channel_asym = policy<quantizer<uint_format<8>, asymmetric, per_channel>, float_activations>;
 using int3_g16_asym = policy<quantizer<int_format<3>, asymmetric, per_group<16>>, float_activations>;
+using int8_g32_asym = policy<quantizer<int_format<8>, asymmetric, per_group<32>>, float_activations>;
 
 std::uint16_t to_bf16(float f) {  // round to nearest even (no NaN here)
     std::uint32_t b;
@@ -192,6 +196,7 @@ TEST_CASE("weight-only kernels match the oracle on every path", "[cpu_weight_onl
     SECTION("int4 symmetric per_group<32>, pow2 scales") { check_policy<int4_g32_pow2>("int4 g32 pow2", 400); }
     SECTION("uint8 asymmetric per channel") { check_policy<uint8_channel_asym>("uint8 asym", 500); }
     SECTION("int3 asymmetric per_group<16>") { check_policy<int3_g16_asym>("int3 g16 asym", 600); }
+    SECTION("int8 asymmetric per_group<32>") { check_policy<int8_g32_asym>("int8 g32 asym", 700); }
 }
 
 TEST_CASE("weight-only packing: layout, copies, and unsupported compositions", "[cpu_weight_only]") {

@@ -509,6 +509,21 @@ class Canvas:
                 if (filled and d <= r + 0.3) or (not filled and r - 1.2 <= d <= r + 0.3):
                     self.set(cx + x, cy + y, c)
 
+    def marker(self, cx, cy, shape, c, filled=True, r=5):
+        """shape 0: circle, 1: square, 2: diamond; hollow markers get a 2-pixel outline."""
+        if shape == 0:
+            self.circle(cx, cy, r, c, filled)
+            if not filled:
+                self.circle(cx, cy, r - 1, c, filled=False)
+            return
+        cx, cy = int(round(cx)), int(round(cy))
+        for y in range(-r, r + 1):
+            for x in range(-r, r + 1):
+                d = max(abs(x), abs(y)) if shape == 1 else abs(x) + abs(y)
+                lim = r - 1 if shape == 1 else r + 1
+                if d <= lim and (filled or d >= lim - 1):
+                    self.set(cx + x, cy + y, c)
+
     def text(self, x, y, s, c=BLACK, scale=2, bg=None):
         """Draws s with its top-left corner at (x, y), over a box of colour bg if given; returns the width."""
         if bg is not None:
@@ -610,11 +625,13 @@ def roofline_png(path, rows, limits, contexts, threads=2):
         x_start = (v / bw) if bw else 10 ** lx0
         cv.line(X(max(x_start, 10 ** lx0)), Y(v), R, Y(v), ROOF, width=2, dash=8)
     # points
+    def style(key):
+        i = series.index(key)
+        return PALETTE[i % len(PALETTE)], (i // len(PALETTE)) % 3
+
     for r in plotted:
-        c = PALETTE[series.index(r.key) % len(PALETTE)]
-        cv.circle(X(r.intensity), Y(r.gops.median), 5, c, filled=r.cold)
-        if not r.cold:
-            cv.circle(X(r.intensity), Y(r.gops.median), 4, c, filled=False)
+        c, shape = style(r.key)
+        cv.marker(X(r.intensity), Y(r.gops.median), shape, c, filled=r.cold)
     cv.clip = (0, 0, W - 1, H - 1)
     # roof values in the right margin, pushed apart when close
     last_y = None
@@ -635,9 +652,9 @@ def roofline_png(path, rows, limits, contexts, threads=2):
     lx, ly = 760, T
     cv.text(lx, ly, "filled: cold, hollow: hot")
     ly += 26
-    for i, s in enumerate(series):
-        c = PALETTE[i % len(PALETTE)]
-        cv.circle(lx + 8, ly + 7, 5, c)
+    for s in series:
+        c, shape = style(s)
+        cv.marker(lx + 8, ly + 7, shape, c)
         cv.text(lx + 22, ly, s)
         ly += 22
     ly += 10

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tcomp/kernel/cpu/aligned_buffer.hpp"
@@ -21,6 +22,28 @@ struct int_dot_storage {
     aligned_buffer<float> scales;
     aligned_buffer<std::int32_t> weight_sums;
     aligned_buffer<std::uint8_t> offsets;
+
+    int_dot_storage() = default;
+    // Copies and moves re-point the descriptor at their own buffers (never at the source's).
+    int_dot_storage(const int_dot_storage& o)
+        : desc(o.desc), codes(o.codes), scales(o.scales), weight_sums(o.weight_sums), offsets(o.offsets) {
+        bind();
+    }
+    int_dot_storage(int_dot_storage&& o) noexcept
+        : desc(o.desc), codes(std::move(o.codes)), scales(std::move(o.scales)),
+          weight_sums(std::move(o.weight_sums)), offsets(std::move(o.offsets)) {
+        bind();
+    }
+    int_dot_storage& operator=(const int_dot_storage& o) {
+        if (this != &o) *this = int_dot_storage(o);
+        return *this;
+    }
+    int_dot_storage& operator=(int_dot_storage&& o) noexcept {
+        desc = o.desc, codes = std::move(o.codes), scales = std::move(o.scales);
+        weight_sums = std::move(o.weight_sums), offsets = std::move(o.offsets);
+        bind();
+        return *this;
+    }
 
     /// Bytes the kernel reads per call (codes, scales, sums, offsets).
     std::size_t bytes() const {

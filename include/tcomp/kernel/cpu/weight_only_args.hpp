@@ -35,6 +35,7 @@ struct weight_only_weights {
     index_t groups = 0;      // ceil(k_padded / group)
     index_t panels = 0;      // ceil(n / 16)
     int code_bits = 8;       // packed width: 8, 4 or 2
+    bool zero_free = false;  // every zeros entry is 0 (8-bit: int8 symmetric; the kernel skips the subtraction)
     std::size_t panel_code_bytes = 0;     // 16 * k_padded * code_bits / 8
     const std::uint8_t* codes = nullptr;  // panels x panel_code_bytes, 64-byte aligned
     const float* scales = nullptr;        // [panel][group][16]

@@ -1,29 +1,39 @@
 // The weight-only GEMV/GEMM kernels (W8A16, W4A16, W2A16: integer weights, fp32 or bf16 activations),
 // templated on the ISA path. Weight layout and arguments: weight_only_args.hpp.
 //
-// Dequantization, exact on every path: w = fl(s * (u - z)), the oracle's value bit for bit.
-//   AVX-512, 4/2-bit  per row and scale group a 16-entry table T[i] = fl((i - z) * s) (2-bit: i mod 4), then
-//                     per 16-k chunk one shift of the row's 16 words and one vpermps through T;
-//   AVX2, 2-bit       the same with an 8-entry table and vpermps ymm (the index's 3 low bits: i mod 4);
-//   otherwise         unpack (mask / sign-extend), convert to float, subtract z, multiply by s.
-// The float sums: FMA (mul + add on SSE4.1) into fp32 accumulators, no reassociation beyond what is said
-// here, so the error against the oracle (products summed in double) is bounded by the accumulation:
+// Dequantization is exact on every path: w = fl(s * (u - z)), the oracle's value bit for bit.
+//   AVX-512, 4/2-bit  per row and scale group a 16-entry table T[i] = fl((i - z) * s) (2-bit: i mod 4); per
+//                     16-k chunk one shift of the row's 16 words (vpsrld) and one vpermps through T;
+//   AVX2, 2-bit       the same with an 8-entry table and vpermps ymm (3 index bits: i mod 4 again);
+//   otherwise         unpack (mask, or sign-extend int8), convert to float, subtract z, multiply by s;
+//   8-bit, one scale per row, direct driver: the sums of x * (b - z) (b - z skipped when all z are 0, as for
+//                     int8 symmetric) are scaled once per output instead of scaling every weight.
+// Tables / {z, s} are built per block of 64-byte row lines for a "segment" of chunks sharing one scale group:
+// the whole block when groups hold whole blocks (per_channel, W4 g128), 4 chunks for groups of 64 (W2
+// g64), else one chunk (any group that is a multiple of 16).
 //
 // Two drivers:
-//   direct (fewer than direct_rows rows: GEMV and small M; memory-bound)
-//       per panel, per block of MR <= 4 activation rows, per block of RB weight rows: the codes stream once
-//       through registers (dequantized chunk by chunk), each chunk FMAed into MR x RB vector accumulators
-//       whose lanes run along k; at the end each accumulator is summed across its lanes (a tree). X rows
-//       are first copied (bf16: converted) into a zero-padded fp32 buffer.
-//   panel (GEMM; compute-bound)
-//       for each block of MC rows, for each block of KC = 256 k: X^T is packed into strips of V rows
-//       (V = the path's float lanes, zero padded in m and k); for each panel, the 16 x KC weights are
-//       dequantized once into an L1 buffer, and a TN x TM micro-kernel (TN weight rows broadcast, TM strips
-//       of V rows, TN * TM <= 24 accumulators on AVX-512) runs C^T[n][m] += w[n][k] * X^T[k][m] with one FMA
-//       chain per output along all of K (the accumulators are saved in a per-call C^T buffer between k
-//       blocks). Y (+ bias) is written from C^T at the end of each row block.
-// Either way, each output is y = fl(sum + bias) with the sum a chain of FMAs (SSE4.1: a multiply and an add),
-// a final lane tree in the direct driver, and nothing else.
+//   direct  (fewer than direct_rows activation rows: GEMV and small M; streams the weights once)
+//       per panel, per block of MR <= 4 activation rows, per block of RB weight rows, per 64-byte block:
+//       each row's line is loaded once and dequantized chunk by chunk in registers, each chunk FMAed into an
+//       MR x RB array of accumulators whose lanes run along k; at the end each accumulator is summed across
+//       its lanes (a tree). X rows are first copied (bf16: widened) into a zero-padded fp32 buffer. The
+//       codes and the scale / zero entries are software-prefetched into L2 8 KiB ahead.
+//   panel   (GEMM; compute-bound)
+//       for each block of MC rows (C^T of the call's panels within 4 MiB), for each block of KC = 256 k:
+//       X^T is packed into strips of V rows (V = the path's float lanes; zero padded in m and k; the TM strips
+//       a micro-kernel reads interleaved into one stream); for each panel the 16 x KC weights are
+//       dequantized once into an L1 buffer and a TN x TM micro-kernel (TN weight rows broadcast, TM strips,
+//       TN * TM <= 24 accumulators on AVX-512: 8 x 3, 8 x 2, 16 x 1; AVX2 and SSE4.1: 4 x 2, 8 x 1) runs
+//       C^T[n][m] += w[n][k] * X^T[k][m], resuming its accumulators from the C^T buffer between k blocks, so
+//       each output is one FMA chain along all of K. Y (+ bias) is written from C^T per row block.
+//   Threads: the caller splits panels (or rows) over calls; each call packs its own X^T, so give a call
+//   many panels (the front door's contiguous panel ranges do).
+//
+// Numerics: each output is y = fl(sum + bias), the sum one chain of FMAs along k (SSE4.1: a multiply and an
+// add, two roundings per term), plus, in the direct driver, a tree over the V lanes (and the one scaling of
+// the 8-bit one-scale case); nothing is reassociated otherwise. tests/test_cpu_weight_only.cpp derives the
+// error bound against the oracle from this.
 #pragma once
 
 #include <algorithm>
@@ -41,15 +51,6 @@
 #include "tcomp/kernel/cpu/isa.hpp"
 #include "tcomp/kernel/cpu/weight_only_args.hpp"
 
-#ifndef WO_RB1
-#define WO_RB1 8
-#endif
-#ifndef WO_HINT
-#define WO_HINT _MM_HINT_T0
-#endif
-#ifndef WO_PF
-#define WO_PF 8
-#endif
 namespace tcomp::cpu::detail {
 
 /// Per-path float operations of the weight-only kernels (specialised below, each only where its TU's
@@ -83,12 +84,15 @@ inline float wo_bf16_to_float(std::uint16_t v) {
     return f;
 }
 
-/// Activation element (r, k) of a call as float.
-inline float wo_x(const weight_only_call& c, index_t r, index_t k) {
-    return c.x != nullptr ? c.x[r * c.x_stride + k] : wo_bf16_to_float(c.x_bf16[r * c.x_stride + k]);
-}
-
 #if defined(__x86_64__) || defined(__i386__)
+
+// Each path's wo_ops provides fb (its xsimd float batch), V (its lanes), fma(a, b, c) = a * b + c (fused where
+// the path has FMA), hsum(v), and for Bits = 8, 4, 2:
+//   build<Bits>(st, s, z)           the state of one row and scale group in 16 floats (a table, or {z, s})
+//   load_raw<Bits>(rb) -> raw_t     the register part of a row's 64-byte block (4/2-bit; empty for 8-bit)
+//   load_tab<Bits>(st) -> tab_t     a state into registers
+//   dequant<Bits, J>(rb, raw, h, t) sub-vector h (V lanes) of 16-k chunk J, dequantized (exact)
+//   int8_values<J, Sub>(rb, h, t)   8-bit: b - z (Sub) or b, unscaled
 
 // ---------------------------------------------------------------------------------------------- SSE4.1
 #if defined(__SSE4_1__)
@@ -100,32 +104,56 @@ struct wo_ops<isa::sse41> {
 
     static fb fma(fb a, fb b, fb c) { return a * b + c; }  // no FMA on this path: two roundings
 
-    /// The state of one row and scale group: {z, s}.
+    struct raw_t {
+        __m128i v[4];
+    };
+    struct tab_t {
+        fb z, s;
+    };
     template <int Bits>
     static void build(float* st, float s, float z) {
         st[0] = z, st[1] = s;
     }
-    /// Sub-vector h (4 lanes) of 16-k chunk J of a row's 64-byte block.
+    template <int Bits>
+    static raw_t load_raw(const std::uint8_t* rb) {
+        raw_t r{};
+        if constexpr (Bits != 8)
+            for (int h = 0; h < 4; ++h) r.v[h] = _mm_load_si128(reinterpret_cast<const __m128i*>(rb + 16 * h));
+        return r;
+    }
+    template <int Bits>
+    static tab_t load_tab(const float* st) {
+        return {fb(st[0]), fb(st[1])};
+    }
     template <int Bits, int J>
-    static fb dequant(const std::uint8_t* rb, int h, const float* st) {
+    static fb dequant(const std::uint8_t* rb, const raw_t& raw, int h, const tab_t& t) {
         __m128i u;
         if constexpr (Bits == 8) {
             std::int32_t word;
             std::memcpy(&word, rb + 16 * J + 4 * h, 4);
             u = _mm_cvtepi8_epi32(_mm_cvtsi32_si128(word));
         } else {
-            const __m128i raw = _mm_load_si128(reinterpret_cast<const __m128i*>(rb + 16 * h));
-            u = _mm_and_si128(_mm_srli_epi32(raw, Bits * J), _mm_set1_epi32((1 << Bits) - 1));
+            u = _mm_and_si128(_mm_srli_epi32(raw.v[h], Bits * J), _mm_set1_epi32((1 << Bits) - 1));
         }
-        return (fb(_mm_cvtepi32_ps(u)) - fb(st[0])) * fb(st[1]);
+        return (fb(_mm_cvtepi32_ps(u)) - t.z) * t.s;
     }
+    /// 8-bit without the scale: b - z (Sub) or b.
+    template <int J, bool Sub>
+    static fb int8_values(const std::uint8_t* rb, int h, const tab_t& t) {
+        std::int32_t word;
+        std::memcpy(&word, rb + 16 * J + 4 * h, 4);
+        const fb q = _mm_cvtepi32_ps(_mm_cvtepi8_epi32(_mm_cvtsi32_si128(word)));
+        if constexpr (Sub) return q - t.z;
+        else return q;
+    }
+    static float hsum(fb v) { return xsimd::hadd(v); }
 };
 
 template <>
 struct wo_blocking<isa::sse41> {
     static constexpr int direct_rows = 4;  // fewer rows than this: the direct driver
     template <int MR>
-    static constexpr int rb = MR == 1 ? 8 : (MR == 2 ? 4 : 2);
+    static constexpr int rb = MR == 1 ? 4 : 2;
     static constexpr int tm_max = 2;
     template <int TM>
     static constexpr int tn = TM == 1 ? 8 : 4;
@@ -141,7 +169,13 @@ struct wo_ops_avx2 {
 
     static fb fma(fb a, fb b, fb c) { return _mm256_fmadd_ps(a, b, c); }
 
-    /// 2-bit: the 8-entry table T[i] = fl((i mod 4 - z) * s); otherwise {z, s}.
+    struct raw_t {
+        __m256i v[2];
+    };
+    struct tab_t {
+        fb a, b;  // 2-bit: a = the 8-entry table; otherwise a = z, b = s
+    };
+    /// 2-bit: T[i] = fl((i mod 4 - z) * s) for i < 8 (vpermps ymm reads 3 index bits); otherwise {z, s}.
     template <int Bits>
     static void build(float* st, float s, float z) {
         if constexpr (Bits == 2) {
@@ -151,21 +185,38 @@ struct wo_ops_avx2 {
             st[0] = z, st[1] = s;
         }
     }
+    template <int Bits>
+    static raw_t load_raw(const std::uint8_t* rb) {
+        raw_t r{};
+        if constexpr (Bits != 8)
+            for (int h = 0; h < 2; ++h) r.v[h] = _mm256_load_si256(reinterpret_cast<const __m256i*>(rb + 32 * h));
+        return r;
+    }
+    template <int Bits>
+    static tab_t load_tab(const float* st) {
+        if constexpr (Bits == 2) return {fb::load_aligned(st), fb(0.0f)};
+        else return {fb(st[0]), fb(st[1])};
+    }
     template <int Bits, int J>
-    static fb dequant(const std::uint8_t* rb, int h, const float* st) {
+    static fb dequant(const std::uint8_t* rb, const raw_t& raw, int h, const tab_t& t) {
         if constexpr (Bits == 8) {
             const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(rb + 16 * J + 8 * h));
-            return (fb(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b))) - fb(st[0])) * fb(st[1]);
+            return (fb(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b))) - t.a) * t.b;
+        } else if constexpr (Bits == 2) {
+            return _mm256_permutevar8x32_ps(t.a, _mm256_srli_epi32(raw.v[h], 2 * J));
         } else {
-            const __m256i raw = _mm256_load_si256(reinterpret_cast<const __m256i*>(rb + 32 * h));
-            if constexpr (Bits == 2) {
-                return _mm256_permutevar8x32_ps(_mm256_load_ps(st), _mm256_srli_epi32(raw, 2 * J));
-            } else {
-                const __m256i u = _mm256_and_si256(_mm256_srli_epi32(raw, 4 * J), _mm256_set1_epi32(15));
-                return (fb(_mm256_cvtepi32_ps(u)) - fb(st[0])) * fb(st[1]);
-            }
+            const __m256i u = _mm256_and_si256(_mm256_srli_epi32(raw.v[h], 4 * J), _mm256_set1_epi32(15));
+            return (fb(_mm256_cvtepi32_ps(u)) - t.a) * t.b;
         }
     }
+    template <int J, bool Sub>
+    static fb int8_values(const std::uint8_t* rb, int h, const tab_t& t) {
+        const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(rb + 16 * J + 8 * h));
+        const fb q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
+        if constexpr (Sub) return q - t.a;
+        else return q;
+    }
+    static float hsum(fb v) { return xsimd::hadd(v); }
 };
 template <>
 struct wo_ops<isa::avx2> : wo_ops_avx2 {};
@@ -195,6 +246,12 @@ struct wo_ops_avx512 {
 
     static fb fma(fb a, fb b, fb c) { return _mm512_fmadd_ps(a, b, c); }
 
+    struct raw_t {
+        __m512i v;
+    };
+    struct tab_t {
+        fb a, b;  // 4/2-bit: a = the 16-entry table; 8-bit: a = z, b = s
+    };
     /// 4/2-bit: the 16-entry table T[i] = fl((i - z) * s) (2-bit: i mod 4); 8-bit: {z, s}.
     template <int Bits>
     static void build(float* st, float s, float z) {
@@ -208,44 +265,56 @@ struct wo_ops_avx512 {
             ((iota - fb(z)) * fb(s)).store_aligned(st);
         }
     }
-    /// The states of RB consecutive rows from their scale / zero entries (vectorised zero conversion).
+    /// The states of RB consecutive rows from their scale / zero entries (zero offsets converted 16 at once).
     template <int Bits, int RB>
     static void build_rows(float (*st)[16], const float* scales, const std::int8_t* zeros) {
-        if constexpr (Bits == 8) {
-#pragma GCC unroll 16
-            for (int r = 0; r < RB; ++r) build<Bits>(st[r], scales[r], static_cast<float>(zeros[r]));
+        __m128i zb;
+        if constexpr (RB == 16) {
+            zb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(zeros));
+        } else if constexpr (RB == 8) {
+            zb = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(zeros));
         } else {
-            __m128i zb;
-            if constexpr (RB == 16) zb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(zeros));
-            else if constexpr (RB == 8) zb = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(zeros));
-            else {
-                std::int32_t v;
-                std::memcpy(&v, zeros, 4);
-                zb = _mm_cvtsi32_si128(v);
-            }
-            alignas(64) float zf[16];
-            _mm512_store_ps(zf, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(zb)));
-#pragma GCC unroll 16
-            for (int r = 0; r < RB; ++r) build<Bits>(st[r], scales[r], zf[r]);
+            std::int32_t v = 0;
+            std::memcpy(&v, zeros, RB);
+            zb = _mm_cvtsi32_si128(v);
         }
+        alignas(64) float zf[16];
+        _mm512_store_ps(zf, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(zb)));
+        // Read zf back from memory (embedded broadcasts) rather than broadcasting register lanes (two
+        // port-5 shuffles per row).
+        __asm__("" : "+m"(zf));
+#pragma GCC unroll 16
+        for (int r = 0; r < RB; ++r) build<Bits>(st[r], scales[r], zf[r]);
+    }
+    template <int Bits>
+    static raw_t load_raw(const std::uint8_t* rb) {
+        if constexpr (Bits != 8) return {_mm512_load_si512(rb)};
+        else return {_mm512_setzero_si512()};
+    }
+    template <int Bits>
+    static tab_t load_tab(const float* st) {
+        if constexpr (Bits == 8) return {fb(st[0]), fb(st[1])};
+        else return {fb::load_aligned(st), fb(0.0f)};
     }
     template <int Bits, int J>
-    static fb dequant(const std::uint8_t* rb, int /*h: one vector per chunk*/, const float* st) {
+    static fb dequant(const std::uint8_t* rb, const raw_t& raw, int /*h: one vector per chunk*/, const tab_t& t) {
         if constexpr (Bits == 8) {
             const __m128i b = _mm_load_si128(reinterpret_cast<const __m128i*>(rb + 16 * J));
-            return (fb(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b))) - fb(st[0])) * fb(st[1]);
+            return (fb(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b))) - t.a) * t.b;
+        } else if constexpr (J == 0) {
+            return _mm512_permutexvar_ps(raw.v, t.a);
         } else {
-            __m512i raw;
-#ifdef WO_ASM
-            if constexpr (J > 0) __asm__ volatile("vpsrld %2, %1, %0" : "=v"(raw) : "m"(*reinterpret_cast<const __m512i*>(rb)), "i"(Bits * J));
-            else __asm__ volatile("vmovdqa32 %1, %0" : "=v"(raw) : "m"(*reinterpret_cast<const __m512i*>(rb)));
-#else
-            raw = _mm512_load_si512(rb);
-            if constexpr (J > 0) raw = _mm512_srli_epi32(raw, Bits * J);
-#endif
-            return _mm512_permutexvar_ps(raw, _mm512_load_ps(st));
+            return _mm512_permutexvar_ps(_mm512_srli_epi32(raw.v, Bits * J), t.a);
         }
     }
+    template <int J, bool Sub>
+    static fb int8_values(const std::uint8_t* rb, int /*h*/, const tab_t& t) {
+        const __m128i b = _mm_load_si128(reinterpret_cast<const __m128i*>(rb + 16 * J));
+        const fb q = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b));
+        if constexpr (Sub) return q - t.a;
+        else return q;
+    }
+    static float hsum(fb v) { return _mm512_reduce_add_ps(v); }
 };
 template <>
 struct wo_ops<isa::avx512bw> : wo_ops_avx512 {};
@@ -255,7 +324,7 @@ struct wo_ops<isa::avx512_vnni> : wo_ops_avx512 {};
 struct wo_blocking_avx512 {
     static constexpr int direct_rows = 8;
     template <int MR>
-    static constexpr int rb = MR == 1 ? WO_RB1 : (MR <= 3 ? 8 : 4);
+    static constexpr int rb = MR == 1 ? 16 : (MR == 2 ? 8 : 4);
     static constexpr int tm_max = 3;
     template <int TM>
     static constexpr int tn = TM == 1 ? 16 : 8;
@@ -266,12 +335,12 @@ template <>
 struct wo_blocking<isa::avx512_vnni> : wo_blocking_avx512 {};
 #endif
 
-// ---------------------------------------------------------------------------------------------- direct driver
+// ---------------------------------------------------------------------------------------------- shared pieces
 
 /// The states of RB consecutive rows: ops::build_rows where the path has it, else row by row.
 template <class Ops, int Bits, int RB>
 void wo_build_rows(float (*st)[16], const float* scales, const std::int8_t* zeros) {
-    if constexpr (requires { Ops::template build_rows<Bits, RB>(st, scales, zeros); }) {
+    if constexpr (Bits != 8 && requires { Ops::template build_rows<Bits, RB>(st, scales, zeros); }) {
         Ops::template build_rows<Bits, RB>(st, scales, zeros);
     } else {
 #pragma GCC unroll 16
@@ -279,11 +348,66 @@ void wo_build_rows(float (*st)[16], const float* scales, const std::int8_t* zero
     }
 }
 
+/// States of rows [r0, r0 + RB) for the chunks of block kb: st[s][r] holds segment s's (SEG consecutive
+/// chunks, one scale group). With one segment per block, rebuilt only when the group changes.
+template <class Ops, int Bits, int SEG, int RB>
+void wo_block_states(const weight_only_weights& w, index_t p, index_t kb, int r0, float (*st)[16][16],
+                     index_t& group_now) {
+    constexpr index_t bk = 512 / Bits;
+    constexpr int segs = static_cast<int>(bk / 16) / SEG;
+    const index_t base = p * w.groups * 16 + r0;
+    for (int s = 0; s < segs; ++s) {
+        const index_t g = (kb * bk + s * SEG * 16) / w.group;
+        if (segs == 1 && g == group_now) continue;
+        group_now = g;
+        wo_build_rows<Ops, Bits, RB>(st[s], w.scales + base + g * 16, w.zeros + base + g * 16);
+    }
+}
+
+/// Chunks per state segment for these weights: the whole block when groups hold whole blocks, 4 when a
+/// block holds groups of 4 chunks (W2 with groups of 64), else 1 (any group that is a multiple of 16).
+template <int Bits>
+int wo_segment(const weight_only_weights& w) {
+    constexpr index_t bk = 512 / Bits;
+    if (w.group % bk == 0) return static_cast<int>(bk / 16);
+    if (bk / 16 > 4 && w.group == 64) return 4;
+    return 1;
+}
+
+/// Calls f.template operator()<SEG>() with SEG = wo_segment<Bits>(w) as a constant.
+template <int Bits, class F>
+void wo_with_segment(const weight_only_weights& w, F&& f) {
+    constexpr int j = 512 / Bits / 16;
+    const int seg = wo_segment<Bits>(w);
+    if (seg == j) f.template operator()<j>();
+    else if constexpr (j > 4) {
+        if (seg == 4) f.template operator()<4>();
+        else f.template operator()<1>();
+    } else {
+        f.template operator()<1>();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------- direct driver
+
+/// Software prefetch distance of the direct driver, in 64-byte x 16-row blocks (8 KiB), and its hint: into
+/// L2 (an L1 prefetch holds a fill buffer until the line arrives, and those are what limits one core).
+inline constexpr index_t wo_prefetch_blocks = 8;
+inline constexpr auto wo_prefetch_hint = _MM_HINT_T2;
+
+/// Prefetches base + bytes; integer arithmetic, as the address may lie past the end of the buffer (harmless
+/// for a prefetch, undefined for a pointer).
+inline void wo_prefetch(const void* base, index_t bytes) {
+    const std::uintptr_t at = reinterpret_cast<std::uintptr_t>(base) + static_cast<std::uintptr_t>(bytes);
+    _mm_prefetch(reinterpret_cast<const char*>(at), wo_prefetch_hint);
+}
+
 /// Rows [r0, r0 + RB) of panel p against MR activation rows (x: zero-padded fp32, row stride xs >= k_padded,
-/// 64-byte aligned): out[m * 16 + r] = sum_k x[m][k] * w[r0 + r][k].
-template <class Isa, int Bits, int MR, int RB>
-void wo_direct_block(const weight_only_weights& w, index_t p, int r0, const float* x, index_t xs, float* out,
-                     bool prefetch) {
+/// 64-byte aligned): out[m * 16 + r] = sum_k x[m][k] * w[r0 + r][k]. `prefetch`: also prefetch the codes
+/// wo_prefetch_blocks ahead (all 16 rows; the next panel's past the end).
+template <class Isa, int Bits, int SEG, int MR, int RB, int Mode8>
+void wo_direct_rows(const weight_only_weights& w, index_t p, int r0, const float* x, index_t xs, float* out,
+                    bool prefetch) {
     using ops = wo_ops<Isa>;
     using fb = typename ops::fb;
     constexpr int V = ops::V, S = 16 / V;
@@ -295,64 +419,67 @@ void wo_direct_block(const weight_only_weights& w, index_t p, int r0, const floa
     for (int m = 0; m < MR; ++m)
 #pragma GCC unroll 16
         for (int r = 0; r < RB; ++r) acc[m][r] = fb(0.0f);
-    alignas(64) float st[RB][16];
+    alignas(64) float st[J / SEG][16][16];
+    index_t group_now = -1;
 
-    const std::uint8_t* codes = w.codes + static_cast<std::size_t>(p) * w.panel_code_bytes + r0 * 64;
-    const float* scales = w.scales + p * w.groups * 16 + r0;
-    const std::int8_t* zeros = w.zeros + p * w.groups * 16 + r0;
-    const index_t chunks_per_group = w.group / 16;
-    index_t left = 0, cell = 0;
+    const std::uint8_t* codes = w.codes + static_cast<std::size_t>(p) * w.panel_code_bytes;
     const index_t blocks = w.k_padded / bk;
-    for (index_t kb = 0; kb < blocks; ++kb, codes += 16 * 64) {
+    for (index_t kb = 0; kb < blocks; ++kb) {
+        wo_block_states<ops, Bits, SEG, RB>(w, p, kb, r0, st, group_now);
+        const std::uint8_t* cb = codes + kb * 16 * 64 + r0 * 64;
         const float* xk = x + kb * bk;
-        [&]<int... Js>(std::integer_sequence<int, Js...>) {
-            (
-                [&] {
-                    constexpr int j = Js;
-                    if (left == 0) {
-                        wo_build_rows<ops, Bits, RB>(st, scales + cell, zeros + cell);
-                        cell += 16, left = chunks_per_group;
-                    }
-                    --left;
-                    if (prefetch) {
-                        // The whole 16-row block WO_PF blocks ahead (the next panel's past the end).
-                        constexpr int per = 16 / J > 0 ? 16 / J : 1;
-                        if constexpr (j * per < 16)
-#pragma GCC unroll 4
-                            for (int q = 0; q < per; ++q)
-                                _mm_prefetch(reinterpret_cast<const char*>(codes - r0 * 64 + WO_PF * 1024 + (j * per + q) * 64),
-                                             WO_HINT);
-                    }
-#pragma GCC unroll 4
-                    for (int h = 0; h < S; ++h) {
-                        fb xv[MR];
-#pragma GCC unroll 4
-                        for (int m = 0; m < MR; ++m) xv[m] = fb::load_aligned(xk + m * xs + 16 * j + h * V);
+        if (prefetch && r0 == 0) {
+            // The scale and zero entries wo_prefetch_blocks ahead (the next panel's past the end: contiguous).
+            const index_t cell = (p * w.groups + (kb + wo_prefetch_blocks) * bk / w.group) * 16;
+            wo_prefetch(w.scales, cell * static_cast<index_t>(sizeof(float)));
+            wo_prefetch(w.zeros, cell);
+        }
 #pragma GCC unroll 16
-                        for (int r = 0; r < RB; ++r) {
-                            const fb wv = ops::template dequant<Bits, j>(codes + r * 64, h, st[r]);
+        for (int r = 0; r < RB; ++r) {
+            if (prefetch) wo_prefetch(cb, r * 64 + wo_prefetch_blocks * 1024);
+            const auto raw = ops::template load_raw<Bits>(cb + r * 64);
+            typename ops::tab_t tab;
+            [&]<int... Js>(std::integer_sequence<int, Js...>) {
+                (
+                    [&] {
+                        constexpr int j = Js;
+                        if constexpr (j % SEG == 0) tab = ops::template load_tab<Bits>(st[j / SEG][r]);
 #pragma GCC unroll 4
-                            for (int m = 0; m < MR; ++m) acc[m][r] = ops::fma(wv, xv[m], acc[m][r]);
+                        for (int h = 0; h < S; ++h) {
+                            fb wv;
+                            if constexpr (Mode8 == 0) wv = ops::template dequant<Bits, j>(cb + r * 64, raw, h, tab);
+                            else wv = ops::template int8_values<j, Mode8 == 1>(cb + r * 64, h, tab);
+#pragma GCC unroll 4
+                            for (int m = 0; m < MR; ++m)
+                                acc[m][r] = ops::fma(wv, fb::load_aligned(xk + m * xs + 16 * j + h * V), acc[m][r]);
                         }
-                    }
-                }(),
-                ...);
-        }(std::make_integer_sequence<int, J>{});
+                    }(),
+                    ...);
+            }(std::make_integer_sequence<int, J>{});
+        }
     }
+    const float* scale = w.scales + p * w.groups * 16 + r0;  // Mode8 != 0: one group, scale applied here
 #pragma GCC unroll 4
     for (int m = 0; m < MR; ++m)
 #pragma GCC unroll 16
-        for (int r = 0; r < RB; ++r) out[m * 16 + r] = xsimd::hadd(acc[m][r]);
+        for (int r = 0; r < RB; ++r) {
+            const float sum = ops::hsum(acc[m][r]);
+            out[m * 16 + r] = Mode8 == 0 ? sum : sum * scale[r];
+        }
 }
 
-template <class Isa, int Bits, int MR>
+template <class Isa, int Bits, int SEG, int MR, int Mode8>
 void wo_direct_panel(const weight_only_weights& w, index_t p, const float* x, index_t xs, float* out, bool prefetch) {
     constexpr int rb = wo_blocking<Isa>::template rb<MR>;
-    for (int r0 = 0; r0 < 16; r0 += rb) wo_direct_block<Isa, Bits, MR, rb>(w, p, r0, x, xs, out + r0, prefetch && r0 == 0);
+    for (int r0 = 0; r0 < 16; r0 += rb)
+        wo_direct_rows<Isa, Bits, SEG, MR, rb, Mode8>(w, p, r0, x, xs, out + r0, prefetch);
 }
 
-/// Rows [m_begin, m_end) (fewer than 8): weights streamed once per block of <= 4 rows.
-template <class Isa, int Bits>
+/// Rows [m_begin, m_end) (fewer than direct_rows): the codes stream through registers once per block of
+/// up to 4 rows.
+/// Mode8 (8-bit with one scale group per row only): 1 = sum x * (b - z) and scale the sum, 2 = the same when
+/// every zero offset is 0 (int8 symmetric); 0 = dequantize each weight.
+template <class Isa, int Bits, int SEG, int Mode8>
 void wo_run_direct(const weight_only_call& c) {
     const weight_only_weights& w = *c.w;
     const index_t rows = c.m_end - c.m_begin, kp = w.k_padded;
@@ -367,26 +494,14 @@ void wo_run_direct(const weight_only_call& c) {
         std::fill(dst + w.k, dst + kp, 0.0f);
     }
     alignas(64) float out[4 * 16];
-    const index_t meta_lines = (w.groups * 16 * static_cast<index_t>(sizeof(float)) + 63) / 64;
     for (index_t p = c.panel_begin; p < c.panel_end; ++p) {
         const index_t n0 = p * 16, n_count = std::min<index_t>(16, w.n - n0);
-        // The next panel's scales and zero offsets: each group start depends on them, and they are too
-        // sparse a stream for the hardware prefetchers (the codes are prefetched inside the block loop).
-        if (p + 1 < w.panels) {
-            const char* sc = reinterpret_cast<const char*>(w.scales + (p + 1) * w.groups * 16);
-            const char* zc = reinterpret_cast<const char*>(w.zeros + (p + 1) * w.groups * 16);
-            for (index_t l = 0; l < meta_lines; ++l) _mm_prefetch(sc + l * 64, _MM_HINT_T0);
-            for (index_t l = 0; l < (meta_lines + 3) / 4; ++l) _mm_prefetch(zc + l * 64, _MM_HINT_T0);
-        }
-        for (index_t m0 = 0; m0 < rows; m0 += 4) {
-            const index_t mr = std::min<index_t>(4, rows - m0);
+        for (index_t m0 = 0; m0 < rows;) {
+            const index_t left = rows - m0, mr = left >= 4 ? 4 : (left >= 2 ? 2 : 1);
             const float* xb = x + m0 * kp;
-            switch (mr) {
-                case 1: wo_direct_panel<Isa, Bits, 1>(w, p, xb, kp, out, m0 == 0); break;
-                case 2: wo_direct_panel<Isa, Bits, 2>(w, p, xb, kp, out, m0 == 0); break;
-                case 3: wo_direct_panel<Isa, Bits, 3>(w, p, xb, kp, out, m0 == 0); break;
-                default: wo_direct_panel<Isa, Bits, 4>(w, p, xb, kp, out, m0 == 0); break;
-            }
+            if (mr == 4) wo_direct_panel<Isa, Bits, SEG, 4, Mode8>(w, p, xb, kp, out, m0 == 0);
+            else if (mr == 2) wo_direct_panel<Isa, Bits, SEG, 2, Mode8>(w, p, xb, kp, out, m0 == 0);
+            else wo_direct_panel<Isa, Bits, SEG, 1, Mode8>(w, p, xb, kp, out, m0 == 0);
             for (index_t i = 0; i < mr; ++i) {
                 float* yrow = c.y + (c.m_begin + m0 + i) * c.y_stride + n0;
                 const float* o = out + i * 16;
@@ -395,6 +510,7 @@ void wo_run_direct(const weight_only_call& c) {
                 else
                     for (index_t n = 0; n < n_count; ++n) yrow[n] = o[n];
             }
+            m0 += mr;
         }
     }
 }
@@ -404,48 +520,43 @@ void wo_run_direct(const weight_only_call& c) {
 inline constexpr index_t wo_kc = 256;  // k per block (a multiple of every block length)
 
 /// Dequantizes rows 0..15 of panel p, k in [kc, kc + kl), into wb[r * ldw + (k - kc)].
-template <class Isa, int Bits>
+template <class Isa, int Bits, int SEG>
 void wo_dequant_panel(const weight_only_weights& w, index_t p, index_t kc, index_t kl, float* wb, index_t ldw) {
     using ops = wo_ops<Isa>;
     constexpr int V = ops::V, S = 16 / V;
     constexpr index_t bk = 512 / Bits;
     constexpr int J = static_cast<int>(bk / 16);
-    alignas(64) float st[16];
-    const index_t chunks_per_group = w.group / 16;
-    const float* scales = w.scales + p * w.groups * 16;
-    const std::int8_t* zeros = w.zeros + p * w.groups * 16;
-    for (int r = 0; r < 16; ++r) {
-        const std::uint8_t* codes =
-            w.codes + static_cast<std::size_t>(p) * w.panel_code_bytes + (kc / bk) * 16 * 64 + r * 64;
-        index_t cell = (kc / w.group) * 16 + r;
-        index_t left = chunks_per_group - (kc % w.group) / 16;
-        ops::template build<Bits>(st, scales[cell], static_cast<float>(zeros[cell]));
-        float* dst = wb + r * ldw;
-        for (index_t kb = 0; kb < kl / bk; ++kb, codes += 16 * 64, dst += bk) {
+    alignas(64) float st[J / SEG][16][16];
+    index_t group_now = -1;
+    const std::uint8_t* codes = w.codes + static_cast<std::size_t>(p) * w.panel_code_bytes;
+    for (index_t kb = kc / bk; kb < (kc + kl) / bk; ++kb) {
+        wo_block_states<ops, Bits, SEG, 16>(w, p, kb, 0, st, group_now);
+        const std::uint8_t* cb = codes + kb * 16 * 64;
+        float* dst = wb + (kb * bk - kc);
+        for (int r = 0; r < 16; ++r, cb += 64, dst += ldw) {
+            // The next panel's line: its dequantization follows this panel's micro-kernels.
+            if (p + 1 < w.panels) _mm_prefetch(reinterpret_cast<const char*>(cb + w.panel_code_bytes), _MM_HINT_T0);
+            const auto raw = ops::template load_raw<Bits>(cb);
+            typename ops::tab_t tab;
             [&]<int... Js>(std::integer_sequence<int, Js...>) {
                 (
                     [&] {
                         constexpr int j = Js;
-                        if (left == 0) {
-                            cell += 16, left = chunks_per_group;
-                            ops::template build<Bits>(st, scales[cell], static_cast<float>(zeros[cell]));
-                        }
-                        --left;
+                        if constexpr (j % SEG == 0) tab = ops::template load_tab<Bits>(st[j / SEG][r]);
 #pragma GCC unroll 4
                         for (int h = 0; h < S; ++h)
-                            ops::template dequant<Bits, j>(codes, h, st).store_aligned(dst + 16 * j + h * V);
+                            ops::template dequant<Bits, j>(cb, raw, h, tab).store_aligned(dst + 16 * j + h * V);
                     }(),
                     ...);
             }(std::make_integer_sequence<int, J>{});
         }
     }
 }
-
-/// C^T[TN rows][TM strips of V] (+)= w[TN rows][kl] * X^T[kl][TM * V]. wb: row stride ldw; xt: TM strips of
-/// kl * V floats at stride xs; ct: row stride ldc. `first`: start from zero instead of ct.
+/// C^T[TN rows][TM strips of V] (+)= w[TN rows][kl] * X^T[kl][TM * V]. wb: row stride wo_kc; xt: one group of
+/// TM strips as wo_pack_xt lays it out ([k][TM][V]); ct: row stride ldc. `first`: start from zero, not ct.
 template <class Isa, int TN, int TM>
-void wo_micro(index_t kl, const float* wb, index_t ldw, const float* xt, index_t xs, float* ct, index_t ldc,
-              bool first) {
+void wo_micro(index_t kl, const float* wb, const float* xt, float* ct, index_t ldc, bool first) {
+    constexpr index_t ldw = wo_kc;  // a constant row stride: one base register for all TN rows
     using ops = wo_ops<Isa>;
     using fb = typename ops::fb;
     constexpr int V = ops::V;
@@ -454,10 +565,11 @@ void wo_micro(index_t kl, const float* wb, index_t ldw, const float* xt, index_t
     for (int i = 0; i < TN; ++i)
 #pragma GCC unroll 4
         for (int t = 0; t < TM; ++t) acc[i][t] = first ? fb(0.0f) : fb::load_aligned(ct + i * ldc + t * V);
+#pragma GCC unroll 2
     for (index_t kk = 0; kk < kl; ++kk) {
         fb xv[TM];
 #pragma GCC unroll 4
-        for (int t = 0; t < TM; ++t) xv[t] = fb::load_aligned(xt + t * xs + kk * V);
+        for (int t = 0; t < TM; ++t) xv[t] = fb::load_aligned(xt + (kk * TM + t) * V);
 #pragma GCC unroll 16
         for (int i = 0; i < TN; ++i) {
             const fb b(wb[i * ldw + kk]);
@@ -471,38 +583,43 @@ void wo_micro(index_t kl, const float* wb, index_t ldw, const float* xt, index_t
         for (int t = 0; t < TM; ++t) acc[i][t].store_aligned(ct + i * ldc + t * V);
 }
 
-/// X^T of rows [mb, mb + mc), k in [kc, kc + kl): strips of V rows, xt[(s * kl + kk) * V + t] (zero padded).
+/// X^T of rows [mb, mb + mc), k in [kc, kc + kl), zero padded: strips of V rows, gathered in groups of
+/// TM = min(tm_max, strips - s0) strips (s0 a multiple of tm_max), each group one stream interleaving its
+/// strips per k: element (row s * V + t, k) at xt[s0 * kl * V + ((k - kc) * TM + s - s0) * V + t].
 template <int V>
-void wo_pack_xt(const weight_only_call& c, index_t mb, index_t mc, index_t strips, index_t kc, index_t kl, float* xt) {
+void wo_pack_xt(const weight_only_call& c, index_t mb, index_t mc, index_t strips, int tm_max, index_t kc,
+                index_t kl, float* xt) {
     const index_t k_end = std::min(kl, std::max<index_t>(c.w->k - kc, 0));
-    for (index_t s = 0; s < strips; ++s)
+    for (index_t s = 0; s < strips; ++s) {
+        const index_t s0 = s / tm_max * tm_max, tm = std::min<index_t>(tm_max, strips - s0);
         for (index_t t = 0; t < V; ++t) {
-            float* dst = xt + s * kl * V + t;
+            float* dst = xt + s0 * kl * V + (s - s0) * V + t;
+            const index_t step = tm * V;
             const index_t i = s * V + t;
             index_t kk = 0;
             if (i < mc) {
                 const index_t r = mb + i;
                 if (c.x != nullptr) {
                     const float* src = c.x + r * c.x_stride + kc;
-                    for (; kk < k_end; ++kk) dst[kk * V] = src[kk];
+                    for (; kk < k_end; ++kk) dst[kk * step] = src[kk];
                 } else {
                     const std::uint16_t* src = c.x_bf16 + r * c.x_stride + kc;
-                    for (; kk < k_end; ++kk) dst[kk * V] = wo_bf16_to_float(src[kk]);
+                    for (; kk < k_end; ++kk) dst[kk * step] = wo_bf16_to_float(src[kk]);
                 }
             }
-            for (; kk < kl; ++kk) dst[kk * V] = 0.0f;
+            for (; kk < kl; ++kk) dst[kk * step] = 0.0f;
         }
+    }
 }
 
 template <class Isa, int TM>
 void wo_micro_strips(index_t kl, const float* wb, const float* xt, float* ct, index_t ldc, bool first) {
-    constexpr int V = wo_ops<Isa>::V;
     constexpr int tn = wo_blocking<Isa>::template tn<TM>;
     for (int nt = 0; nt < 16; nt += tn)
-        wo_micro<Isa, tn, TM>(kl, wb + nt * wo_kc, wo_kc, xt, kl * V, ct + nt * ldc, ldc, first);
+        wo_micro<Isa, tn, TM>(kl, wb + nt * wo_kc, xt, ct + nt * ldc, ldc, first);
 }
 
-template <class Isa, int Bits>
+template <class Isa, int Bits, int SEG>
 void wo_run_panels(const weight_only_call& c) {
     using blocking = wo_blocking<Isa>;
     constexpr int V = wo_ops<Isa>::V;
@@ -521,37 +638,34 @@ void wo_run_panels(const weight_only_call& c) {
         const index_t mc = std::min(mc_max, c.m_end - mb), strips = (mc + V - 1) / V, mcp = strips * V;
         for (index_t kc = 0; kc < kp; kc += wo_kc) {
             const index_t kl = std::min(wo_kc, kp - kc);
-            wo_pack_xt<V>(c, mb, mc, strips, kc, kl, xt);
+            wo_pack_xt<V>(c, mb, mc, strips, blocking::tm_max, kc, kl, xt);
             for (index_t p = c.panel_begin; p < c.panel_end; ++p) {
-                wo_dequant_panel<Isa, Bits>(w, p, kc, kl, wb, wo_kc);
+                wo_dequant_panel<Isa, Bits, SEG>(w, p, kc, kl, wb, wo_kc);
                 float* cp = ct + (p - c.panel_begin) * 16 * mcp;
-                for (index_t s0 = 0; s0 < strips;) {
-                    const index_t left = strips - s0;
+                for (index_t s0 = 0; s0 < strips; s0 += blocking::tm_max) {
+                    const index_t tm = std::min<index_t>(blocking::tm_max, strips - s0);
                     const float* xs = xt + s0 * kl * V;
                     float* cs = cp + s0 * V;
-                    if (blocking::tm_max >= 3 && left >= 3) {
-                        wo_micro_strips<Isa, (blocking::tm_max >= 3 ? 3 : 1)>(kl, wb, xs, cs, mcp, kc == 0);
-                        s0 += 3;
-                    } else if (left >= 2) {
-                        wo_micro_strips<Isa, 2>(kl, wb, xs, cs, mcp, kc == 0);
-                        s0 += 2;
-                    } else {
-                        wo_micro_strips<Isa, 1>(kl, wb, xs, cs, mcp, kc == 0);
-                        s0 += 1;
-                    }
+                    if constexpr (blocking::tm_max >= 3)
+                        if (tm == 3) {
+                            wo_micro_strips<Isa, 3>(kl, wb, xs, cs, mcp, kc == 0);
+                            continue;
+                        }
+                    if (tm == 2) wo_micro_strips<Isa, 2>(kl, wb, xs, cs, mcp, kc == 0);
+                    else wo_micro_strips<Isa, 1>(kl, wb, xs, cs, mcp, kc == 0);
                 }
             }
         }
-        // Y = C^T^T (+ bias).
-        for (index_t i = 0; i < mc; ++i) {
-            float* yrow = c.y + (mb + i) * c.y_stride;
-            for (index_t p = c.panel_begin; p < c.panel_end; ++p) {
-                const float* cp = ct + (p - c.panel_begin) * 16 * mcp + i;
-                const index_t n0 = p * 16, n_count = std::min<index_t>(16, w.n - n0);
+        // Y = (C^T)^T (+ bias), panel by panel: a panel's 16 C^T lines stay in L1 while its rows are written.
+        for (index_t p = c.panel_begin; p < c.panel_end; ++p) {
+            const float* cp = ct + (p - c.panel_begin) * 16 * mcp;
+            const index_t n0 = p * 16, n_count = std::min<index_t>(16, w.n - n0);
+            for (index_t i = 0; i < mc; ++i) {
+                float* yrow = c.y + (mb + i) * c.y_stride + n0;
                 if (c.bias != nullptr)
-                    for (index_t n = 0; n < n_count; ++n) yrow[n0 + n] = cp[n * mcp] + c.bias[n0 + n];
+                    for (index_t n = 0; n < n_count; ++n) yrow[n] = cp[n * mcp + i] + c.bias[n0 + n];
                 else
-                    for (index_t n = 0; n < n_count; ++n) yrow[n0 + n] = cp[n * mcp];
+                    for (index_t n = 0; n < n_count; ++n) yrow[n] = cp[n * mcp + i];
             }
         }
     }
@@ -559,8 +673,20 @@ void wo_run_panels(const weight_only_call& c) {
 
 template <class Isa, int Bits>
 void wo_run(const weight_only_call& c) {
-    if (c.m_end - c.m_begin < wo_blocking<Isa>::direct_rows) wo_run_direct<Isa, Bits>(c);
-    else wo_run_panels<Isa, Bits>(c);
+    const bool direct = c.m_end - c.m_begin < wo_blocking<Isa>::direct_rows;
+    if constexpr (Bits == 8) {
+        // One scale per row (per_channel, per_tensor): scale the sums rather than every weight.
+        if (direct && c.w->groups == 1) {
+            constexpr int seg = 4;
+            if (c.w->zero_free) wo_run_direct<Isa, 8, seg, 2>(c);
+            else wo_run_direct<Isa, 8, seg, 1>(c);
+            return;
+        }
+    }
+    wo_with_segment<Bits>(*c.w, [&]<int SEG>() {
+        if (direct) wo_run_direct<Isa, Bits, SEG, 0>(c);
+        else wo_run_panels<Isa, Bits, SEG>(c);
+    });
 }
 
 /// Kernel-table entry: Y rows [m_begin, m_end) x panels [panel_begin, panel_end).

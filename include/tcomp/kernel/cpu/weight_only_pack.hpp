@@ -132,6 +132,8 @@ std::string pack_weight_only(const compressed_view<Q, S>& w, weight_only_storage
                 }
             }
         }
+        d.zero_free = std::all_of(out.zeros.data(), out.zeros.data() + out.zeros.size(),
+                                  [](std::int8_t z) { return z == 0; });
         out.bind();
         return "";
     }
