@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <cstdlib>
 #include <cstring>
@@ -229,6 +230,48 @@ TEST_CASE("cpu front door: shapes and values are checked", "[cpu_int_dot]") {
     dense_matrix<float> x2(2, 32);
     x2(1, 5) = std::numeric_limits<float>::quiet_NaN();
     CHECK_THROWS_AS(matmul(x2.view(), packed, y.view()), value_error);
+}
+
+TEST_CASE("finite checks: every position, every special value, f32 and bf16", "[cpu_int_dot]") {
+    // The vectorised checks run 16 (f32) or 32 (bf16) elements at a time plus a scalar tail: put one bad value
+    // at every position of rows whose lengths straddle those blocks.
+    const float specials[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                              -std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::quiet_NaN()};
+    const float fine[] = {std::numeric_limits<float>::max(), -std::numeric_limits<float>::max(),
+                          std::numeric_limits<float>::denorm_min(), -0.0f, 1.0f};
+    for (index_t n : {1, 15, 16, 17, 31, 32, 33, 70}) {
+        std::vector<float> v(static_cast<std::size_t>(n));
+        for (std::size_t i = 0; i < v.size(); ++i) v[i] = fine[i % 5];
+        CHECK(tcomp::detail::all_finite(v.data(), n));
+        std::vector<std::uint16_t> b(v.size());
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            std::uint32_t bits;
+            std::memcpy(&bits, &v[i], 4);
+            b[i] = static_cast<std::uint16_t>(bits >> 16);  // max float truncates to the max finite bf16
+        }
+        CHECK(cpu::detail::all_finite_bf16(b.data(), n));
+        for (std::size_t pos = 0; pos < v.size(); ++pos)
+            for (float bad : specials) {
+                auto v2 = v;
+                v2[pos] = bad;
+                REQUIRE_FALSE(tcomp::detail::all_finite(v2.data(), n));
+                auto b2 = b;
+                std::uint32_t bits;
+                std::memcpy(&bits, &bad, 4);
+                b2[pos] = static_cast<std::uint16_t>(bits >> 16);
+                REQUIRE_FALSE(cpu::detail::all_finite_bf16(b2.data(), n));
+            }
+    }
+    // The front doors name the element.
+    const auto w = gaussian(16, 40, 901);
+    const auto packed = cpu::pack(compress<presets::w8a16>(w.view()));
+    dense_matrix<std::uint16_t> xb(3, 40);
+    dense_matrix<float> y(3, 16);
+    xb(2, 37) = 0x7F80;  // +Inf
+    CHECK_THROWS_WITH(matmul_bf16(xb.view(), packed, y.view()), Catch::Contains("x(2, 37)") && Catch::Contains("Inf"));
+    dense_matrix<float> x(3, 40);
+    x(1, 33) = std::numeric_limits<float>::quiet_NaN();
+    CHECK_THROWS_WITH(matmul(x.view(), packed, y.view()), Catch::Contains("(1, 33)") && Catch::Contains("NaN"));
 }
 
 TEST_CASE("cpu thread pool: every task runs once, exceptions propagate", "[cpu_int_dot]") {

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "tcomp/kernel/cpu/int_dot_args.hpp"
@@ -71,12 +72,12 @@ struct dot_step {
 /// The integer dot products of one weight group for an MR x (NB panels) block, written to acc_out
 /// ([MR][NB * 16] int32). Kept out of line: inlined next to the float tile code, GCC keeps the
 /// accumulator array in memory (a store per vpdpbusd); alone, the accumulators stay in registers.
-template <class Isa, int Bits, int MR, int NB>
+template <class Isa, int Bits, int MR, int NB, bool Small = (Bits != 8)>
 __attribute__((noinline)) void int_dot_group(const int_dot_call& c, const std::uint8_t* const* panel_codes,
                                              index_t panel0, index_t m0, index_t g, std::int32_t* acc_out) {
     using ops = int_ops<Isa>;
     using vec = typename ops::vec;
-    using step = dot_step<ops, Bits != 8>;
+    using step = dot_step<ops, Small>;
     constexpr int vp = static_cast<int>(panel_rows) / ops::lanes;  // vectors per panel
     constexpr int nv = NB * vp;
     constexpr index_t k_step = Bits == 8 ? 4 : (Bits == 4 ? 8 : 16);
@@ -152,7 +153,7 @@ __attribute__((noinline)) void int_dot_group(const int_dot_call& c, const std::u
 
 /// One MR x (NB panels) block over all of K. Bits: 8 (int8 weights), 4 or 2 (packed unsigned + offsets).
 /// `panel_codes[j]` is panel j's code stream in the dense layout of its width.
-template <class Isa, int Bits, int MR, int NB>
+template <class Isa, int Bits, int MR, int NB, bool Small>
 void int_dot_block(const int_dot_call& c, const std::uint8_t* const* panel_codes, index_t panel0, index_t m0,
                    float* tile_memory) {
     using ops = int_ops<Isa>;
@@ -163,8 +164,13 @@ void int_dot_block(const int_dot_call& c, const std::uint8_t* const* panel_codes
     std::memset(tile_memory, 0, sizeof(float) * MR * NB * panel_rows);
     alignas(64) std::int32_t acc[MR * nv * ops::lanes];
 
+    // Symmetric activations give every row the same offset c_m: then c_m * sum(w) is one product per weight
+    // vector, not one per accumulator (vpmulld is two uops, and W4A8 pays the epilogue every 128 k).
+    bool same_offset = true;
+    for (int i = 1; i < MR; ++i) same_offset = same_offset && c.x_offset[m0 + i] == c.x_offset[m0];
+
     for (index_t g = 0; g < w.groups; ++g) {
-        int_dot_group<Isa, Bits, MR, NB>(c, panel_codes, panel0, m0, g, acc);
+        int_dot_group<Isa, Bits, MR, NB, Small>(c, panel_codes, panel0, m0, g, acc);
         // Epilogue of group g: acc - c_m * sum(w), then y += float(acc) * (Sx * Sw) as the oracle does.
         TCOMP_UNROLL
         for (int j = 0; j < NB; ++j) {
@@ -173,11 +179,13 @@ void int_dot_block(const int_dot_call& c, const std::uint8_t* const* panel_codes
             for (int v = 0; v < vp; ++v) {
                 const std::int32_t* sums = w.weight_sums + cell + v * ops::lanes;
                 const float* scales = w.scales + cell + v * ops::lanes;
+                const auto shared = ops::mul_c(c.x_offset[m0], sums);
                 TCOMP_UNROLL
-                for (int i = 0; i < MR; ++i)
-                    ops::epilogue(ops::load(acc + (i * nv + j * vp + v) * ops::lanes), c.x_offset[m0 + i], sums,
-                                  c.x_scale[m0 + i], scales,
-                                  &tile[i][j * panel_rows + v * ops::lanes]);
+                for (int i = 0; i < MR; ++i) {
+                    const auto correction = same_offset ? shared : ops::mul_c(c.x_offset[m0 + i], sums);
+                    ops::epilogue_int(ops::sub32(ops::load(acc + (i * nv + j * vp + v) * ops::lanes), correction),
+                                      c.x_scale[m0 + i], scales, &tile[i][j * panel_rows + v * ops::lanes]);
+                }
             }
         }
     }
@@ -269,15 +277,44 @@ void decompress_2of4(const int_dot_weights& w, index_t panel, std::int8_t* dense
     else decompress_2of4_scalar<4>(w, panel, dense);
 }
 
-template <class Isa, int Bits, int NB>
+template <class Isa, int Bits, int NB, bool Small = (Bits != 8)>
 void int_dot_rows(const int_dot_call& c, const std::uint8_t* const* panel_codes, index_t panel0, index_t m_begin,
                   index_t m_end) {
     constexpr int mr = int_dot_blocking<Isa>::mr;
     alignas(64) float tile[mr * NB * panel_rows];
     for (index_t m = m_begin; m < m_end; m += mr) {
         // x holds m + 8 rows (zero past m), so a short final block may run at full height.
-        if (m_end - m == 1) int_dot_block<Isa, Bits, 1, NB>(c, panel_codes, panel0, m, tile);
-        else int_dot_block<Isa, Bits, mr, NB>(c, panel_codes, panel0, m, tile);
+        if (m_end - m == 1) int_dot_block<Isa, Bits, 1, NB, Small>(c, panel_codes, panel0, m, tile);
+        else int_dot_block<Isa, Bits, mr, NB, Small>(c, panel_codes, panel0, m, tile);
+    }
+}
+
+/// Unpacks 4/2-bit panel `panel` into the dense 8-bit layout (centred int8, |w| <= 15), vectorised: for GEMM
+/// shapes the unpacking is then paid once per super-block of rows instead of once per MR rows.
+template <class Isa, int Bits>
+void decompress_packed(const int_dot_weights& w, index_t panel, std::int8_t* dense) {
+    using ops = int_ops<Isa>;
+    using vec = typename ops::vec;
+    constexpr int parts = 8 / Bits;
+    constexpr index_t k_step = 4 * parts;
+    constexpr int vpb = 64 / ops::bytes;  // vectors per 64-byte step
+    const vec mask = ops::set1_8((1 << Bits) - 1);
+    const std::uint8_t* src = w.codes + panel * w.panel_code_bytes;
+    for (index_t g = 0; g < w.groups; ++g) {
+        vec offset[vpb];
+        for (int v = 0; v < vpb; ++v) offset[v] = ops::load(w.offsets + (panel * w.groups + g) * 64 + v * ops::bytes);
+        const index_t k_end = std::min((g + 1) * w.group, w.k_padded);
+        for (index_t k = g * w.group; k < k_end; k += k_step) {
+            TCOMP_UNROLL
+            for (int v = 0; v < vpb; ++v) {
+                const vec raw = ops::load(src + (k / k_step) * 64 + v * ops::bytes);
+                [&]<int... P>(std::integer_sequence<int, P...>) {
+                    (ops::store(dense + (k / 4 + P) * 64 + v * ops::bytes,
+                                ops::sub8(ops::and_(ops::template srli16<P * Bits>(raw), mask), offset[v])),
+                     ...);
+                }(std::make_integer_sequence<int, parts>{});
+            }
+        }
     }
 }
 
@@ -308,6 +345,31 @@ void int_dot_driver(const int_dot_call& c) {
             p += nb;
         }
     } else {
+        if constexpr (Bits != 8) {
+            // GEMM shapes: unpack each block of panels once per super-block into int8 and run the 8-bit
+            // micro-kernel (small-weight form), instead of unpacking in every MR-row block.
+            if (c.m_end - c.m_begin >= 4 * mr) {
+                constexpr int nbd = blocking::nb8;
+                thread_local std::vector<std::int8_t> dense;
+                dense.resize(static_cast<std::size_t>(nbd * panel_rows * w.k_padded));
+                for (index_t ms = c.m_begin; ms < c.m_end; ms += super_rows) {
+                    const index_t me = std::min(ms + super_rows, c.m_end);
+                    for (index_t p = c.panel_begin; p < c.panel_end;) {
+                        const int nb = (c.panel_end - p >= nbd) ? nbd : 1;
+                        const std::uint8_t* codes[nbd];
+                        for (int j = 0; j < nb; ++j) {
+                            std::int8_t* d = dense.data() + j * panel_rows * w.k_padded;
+                            decompress_packed<Isa, Bits>(w, p + j, d);
+                            codes[j] = reinterpret_cast<const std::uint8_t*>(d);
+                        }
+                        if (nb == nbd) int_dot_rows<Isa, 8, nbd, true>(c, codes, p, ms, me);
+                        else int_dot_rows<Isa, 8, 1, true>(c, codes, p, ms, me);
+                        p += nb;
+                    }
+                }
+                return;
+            }
+        }
         for (index_t ms = c.m_begin; ms < c.m_end; ms += super_rows) {
             const index_t me = std::min(ms + super_rows, c.m_end);
             for (index_t p = c.panel_begin; p < c.panel_end;) {

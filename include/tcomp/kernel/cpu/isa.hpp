@@ -17,7 +17,26 @@
 #include <optional>
 #include <string_view>
 
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
+
 namespace tcomp::cpu {
+
+namespace detail {
+/// AVX-VNNI (CPUID.(EAX=7,ECX=1):EAX bit 4), read directly: clang 14's __builtin_cpu_supports does not know
+/// "avxvnni". The caller checks AVX2 first, which includes the OS's YMM-state check.
+inline bool cpuid_avx_vnni() {
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (__get_cpuid_max(0, nullptr) < 7) return false;
+    __cpuid_count(7, 1, eax, ebx, ecx, edx);
+    return (eax & (1u << 4)) != 0;
+#else
+    return false;
+#endif
+}
+}  // namespace detail
 
 enum class isa_path : std::uint8_t { reference = 0, sse41, avx2, avx_vnni, avx512bw, avx512_vnni };
 
@@ -56,7 +75,7 @@ inline bool cpu_supports(isa_path p) {
         case isa_path::avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
         case isa_path::avx_vnni:
             return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                   __builtin_cpu_supports("avxvnni");
+                   detail::cpuid_avx_vnni();
         case isa_path::avx512bw:
             return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                    __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");

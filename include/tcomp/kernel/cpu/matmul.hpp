@@ -18,6 +18,10 @@
 #include <thread>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "tcomp/kernel/cpu/dispatch.hpp"
 #include "tcomp/kernel/cpu/packed_weights.hpp"
 #include "tcomp/kernel/cpu/thread_pool.hpp"
@@ -180,6 +184,24 @@ void run_weight_only(const packed_weights<Policy>& w, const kernel_table& table,
     });
 }
 
+/// Whether all n bf16 values are finite (exponent not all ones); SSE2 over 32 at a time.
+inline bool all_finite_bf16(const std::uint16_t* p, index_t n) {
+    index_t i = 0;
+#if defined(__SSE2__)
+    const __m128i abs_mask = _mm_set1_epi16(0x7FFF), max_finite = _mm_set1_epi16(0x7F7F);
+    __m128i bad = _mm_setzero_si128();
+    for (; i + 32 <= n; i += 32)
+        for (int j = 0; j < 32; j += 8) {
+            const __m128i v = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + j)), abs_mask);
+            bad = _mm_or_si128(bad, _mm_cmpgt_epi16(v, max_finite));
+        }
+    if (_mm_movemask_epi8(bad) != 0) return false;
+#endif
+    unsigned worst = 0;
+    for (; i < n; ++i) worst |= static_cast<unsigned>((p[i] & 0x7FFFu) > 0x7F7Fu);
+    return worst == 0;
+}
+
 struct binary_scratch {
     std::vector<std::uint64_t> bits;
     std::vector<float> scale;
@@ -196,7 +218,9 @@ bool run_binary(const packed_weights<Policy>& w, const kernel_table& table, matr
     binary_scratch& s = caller_scratch;
     const scale_table* fixed = nullptr;
     if constexpr (compressed_weights<Policy>::calibrated_activations()) fixed = &w.source().activation_scales();
-    if (!binarize_activations<AQ>(x, fixed, s.bits, s.scale).empty()) return false;
+    // Rows of X are binarized on the call's threads (each task a range of rows).
+    auto for_rows = [&](index_t tasks, const auto& fn) { thread_pool::instance().run(threads, tasks, fn); };
+    if (!binarize_activations<AQ>(x, fixed, s.bits, s.scale, for_rows).empty()) return false;
     const task_grid grid = make_task_grid(d.panels, x.rows(), threads);
     thread_pool::instance().run(threads, grid.count(), [&](index_t task) {
         binary_call c;
@@ -273,10 +297,13 @@ void matmul_bf16(matrix_view<const std::uint16_t> x, const cpu::packed_weights<P
                                                 "x", w.rows());
     if (!bias.empty() && static_cast<index_t>(bias.size()) != w.rows())
         tcomp::detail::throw_error<shape_error>("matmul_bf16: bias has ", bias.size(), " entries, expected ", w.rows());
-    for (index_t r = 0; r < x.rows(); ++r)
+    for (index_t r = 0; r < x.rows(); ++r) {
+        if (cpu::detail::all_finite_bf16(&x(r, 0), x.cols())) continue;
         for (index_t c = 0; c < x.cols(); ++c)
             if ((x(r, c) & 0x7F80u) == 0x7F80u)
-                tcomp::detail::throw_error<value_error>("matmul_bf16: x(", r, ", ", c, ") is not finite");
+                tcomp::detail::throw_error<value_error>("matmul_bf16: x(", r, ", ", c, ") is ",
+                                                        (x(r, c) & 0x7Fu) != 0 ? "NaN" : "Inf");
+    }
     if (x.rows() == 0 || w.rows() == 0) return;
     if (w.family() == cpu::kernel_family::weight_only && cpu::uses_simd(w)) {
         cpu::detail::run_weight_only(w, *cpu::kernels_for(cpu::active_path()), x, y, bias,

@@ -72,9 +72,11 @@ struct int_ops<isa::sse41> {
     static vec dot_small(vec acc, vec u, vec w) {
         return _mm_add_epi32(acc, _mm_madd_epi16(_mm_maddubs_epi16(u, w), _mm_set1_epi16(1)));
     }
-    /// tile += float(acc - c * sums) * (sx * scales): the oracle's epilogue, in its order, one vector.
-    static void epilogue(vec acc, std::int32_t c, const std::int32_t* sums, float sx, const float* scales, float* tile) {
-        const __m128i a = _mm_sub_epi32(acc, _mm_mullo_epi32(_mm_set1_epi32(c), load(sums)));
+    static vec sub32(vec a, vec b) { return _mm_sub_epi32(a, b); }
+    /// c * sums (the correction of the activation's offset, see int_dot_args.hpp).
+    static vec mul_c(std::int32_t c, const std::int32_t* sums) { return _mm_mullo_epi32(_mm_set1_epi32(c), load(sums)); }
+    /// tile += float(a) * (sx * scales) with a = acc - c * sums already applied.
+    static void epilogue_int(vec a, float sx, const float* scales, float* tile) {
         const __m128 s = _mm_mul_ps(_mm_set1_ps(sx), _mm_loadu_ps(scales));
         _mm_store_ps(tile, _mm_add_ps(_mm_load_ps(tile), _mm_mul_ps(_mm_cvtepi32_ps(a), s)));
     }
@@ -123,8 +125,11 @@ struct avx2_int_ops {
 #if defined(__AVXVNNI__)
     static vec dot_vnni(vec acc, vec u, vec w) { return _mm256_dpbusd_avx_epi32(acc, u, w); }
 #endif
-    static void epilogue(vec acc, std::int32_t c, const std::int32_t* sums, float sx, const float* scales, float* tile) {
-        const __m256i a = _mm256_sub_epi32(acc, _mm256_mullo_epi32(_mm256_set1_epi32(c), load(sums)));
+    static vec sub32(vec a, vec b) { return _mm256_sub_epi32(a, b); }
+    static vec mul_c(std::int32_t c, const std::int32_t* sums) {
+        return _mm256_mullo_epi32(_mm256_set1_epi32(c), load(sums));
+    }
+    static void epilogue_int(vec a, float sx, const float* scales, float* tile) {
         const __m256 s = _mm256_mul_ps(_mm256_set1_ps(sx), _mm256_loadu_ps(scales));
         _mm256_store_ps(tile, _mm256_add_ps(_mm256_load_ps(tile), _mm256_mul_ps(_mm256_cvtepi32_ps(a), s)));
     }
@@ -176,8 +181,11 @@ struct avx512_int_ops {
 #if defined(__AVX512VNNI__)
     static vec dot_vnni(vec acc, vec u, vec w) { return _mm512_dpbusd_epi32(acc, u, w); }
 #endif
-    static void epilogue(vec acc, std::int32_t c, const std::int32_t* sums, float sx, const float* scales, float* tile) {
-        const __m512i a = _mm512_sub_epi32(acc, _mm512_mullo_epi32(_mm512_set1_epi32(c), load(sums)));
+    static vec sub32(vec a, vec b) { return _mm512_sub_epi32(a, b); }
+    static vec mul_c(std::int32_t c, const std::int32_t* sums) {
+        return _mm512_mullo_epi32(_mm512_set1_epi32(c), load(sums));
+    }
+    static void epilogue_int(vec a, float sx, const float* scales, float* tile) {
         const __m512 s = _mm512_mul_ps(_mm512_set1_ps(sx), _mm512_loadu_ps(scales));
         _mm512_store_ps(tile, _mm512_add_ps(_mm512_load_ps(tile), _mm512_mul_ps(_mm512_cvtepi32_ps(a), s)));
     }
