@@ -7,6 +7,8 @@
 #   bench     smoke-run every benchmark (--benchmark_min_time=0.01, TCOMP_BENCH_QUICK=1: small
 #             shapes; the full suites run from bench/run_cpu_suite.sh)
 #   asan      `asan` preset (ASan + UBSan, Debug): build + ctest
+#   fuzz      libFuzzer + ASan + UBSan with clang++-14 (build/fuzz): build tests/fuzz, run
+#             fuzz_safetensors for TCOMP_FUZZ_SECONDS (default 60) s; any crash fails the stage
 #   consumer  install the dev build to a temp prefix; build and run
 #             examples/consumer via find_package and via add_subdirectory
 #
@@ -119,6 +121,35 @@ cmake --preset asan
 cmake --build --preset asan --parallel "$JOBS"
 ctest --preset asan --output-on-failure -j"$JOBS" 2>&1 | tee "$tmp_root/ctest-asan.log"
 end "$(ctest_line "$tmp_root/ctest-asan.log")"
+
+# ---------------------------------------------------------------- fuzz
+begin fuzz "libFuzzer (clang++-14, ASan + UBSan): build and run fuzz_safetensors (build/fuzz)"
+fuzz_secs="${TCOMP_FUZZ_SECONDS:-60}"
+tcomp_pick_generator build/fuzz
+cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
+  -DTCOMP_BUILD_FUZZ=ON -DTCOMP_BUILD_TESTS=ON -DTCOMP_BUILD_BENCH=OFF -DTCOMP_BUILD_EXAMPLES=OFF \
+  -DTCOMP_CUDA=OFF -DTCOMP_CPU_KERNELS=OFF -DTCOMP_INSTALL=OFF
+cmake --build build/fuzz --target fuzz_safetensors --parallel "$JOBS"
+fuzz_dir=build/fuzz/tests/fuzz
+mkdir -p "$fuzz_dir/corpus" "$fuzz_dir/artifacts"
+# New inputs go to corpus/ (kept between runs); seeds/ is written by the build. A crash, leak, sanitizer
+# report, timeout (-timeout s per input) or out-of-memory exits non-zero and fails the stage; the input
+# is left in artifacts/.
+echo "  fuzzing for $fuzz_secs s (log: $tmp_root/fuzz.log)"
+set +e
+"$fuzz_dir/fuzz_safetensors" -max_total_time="$fuzz_secs" -rss_limit_mb=2048 -timeout=10 \
+  -dict=tests/fuzz/safetensors.dict -artifact_prefix="$fuzz_dir/artifacts/" -print_final_stats=1 \
+  "$fuzz_dir/corpus" "$fuzz_dir/seeds" >"$tmp_root/fuzz.log" 2>&1
+fuzz_rc=$?
+set -e
+grep -E '^(INFO: Seed|#[0-9]+[[:space:]]+(INITED|DONE)|Done |stat::)' "$tmp_root/fuzz.log" || true
+if [ "$fuzz_rc" -ne 0 ]; then
+  tail -n 60 "$tmp_root/fuzz.log" >&2
+  echo "test.sh: fuzz_safetensors failed (exit $fuzz_rc); reproducer in $fuzz_dir/artifacts/" >&2
+  exit 1
+fi
+fuzz_runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$tmp_root/fuzz.log" | tail -n 1)"
+end "${fuzz_runs:-?} inputs in ${fuzz_secs} s, no crash"
 
 # ---------------------------------------------------------------- consumer
 begin consumer "install build/dev, then build + run examples/consumer (find_package, add_subdirectory)"
