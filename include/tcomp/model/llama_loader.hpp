@@ -1,0 +1,74 @@
+// load_llama: a llama_model from a Hugging Face checkpoint directory: config.json plus either model.safetensors
+// or the shards named by model.safetensors.index.json (io::safetensors_set). F32/F16/BF16 tensors are widened
+// by io::to_float. Every tensor the config implies must exist with exactly the config's shape, and the files
+// must hold nothing else; a mismatch is a tcomp::error naming the tensor, both shapes and the file, raised
+// before any layer is built.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <sstream>
+#include <string_view>
+#include <string>
+#include <vector>
+
+#include "tcomp/core/error.hpp"
+#include "tcomp/io/safetensors.hpp"
+#include "tcomp/model/llama.hpp"
+#include "tcomp/model/llama_config.hpp"
+
+namespace tcomp::model {
+namespace detail {
+
+inline std::string shape_string(const std::vector<std::int64_t>& shape) {
+    std::ostringstream out;
+    out << "[";
+    for (std::size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+    out << "]";
+    return out.str();
+}
+
+}  // namespace detail
+
+/// True for tensors a checkpoint may carry that the model does not read: the rotary inv_freq buffers older
+/// exports saved, and lm_head.weight when the head is tied (transformers ties it to the embeddings then).
+inline bool ignorable_tensor(const llama_config& c, std::string_view name) {
+    const std::string_view suffix = ".rotary_emb.inv_freq";
+    if (name.size() >= suffix.size() && name.substr(name.size() - suffix.size()) == suffix) return true;
+    return c.tie_word_embeddings && name == "lm_head.weight";
+}
+
+/// Loads config.json and the weights of `dir`; `choose` picks each projection's policy (all fp32 if empty).
+/// Strict both ways: a tensor the config implies that is missing or has another shape, and a tensor in the
+/// files that the config does not imply (other than ignorable_tensor), are tcomp::errors naming the tensor.
+inline llama_model load_llama(const std::filesystem::path& dir, const policy_chooser& choose = {}) {
+    const llama_config config = llama_config::from_file(dir / "config.json");
+    const io::safetensors_set files = io::safetensors_set::open(dir);
+    std::map<std::string, std::vector<std::int64_t>, std::less<>> expected;
+    for (auto& [name, shape] : config.tensor_shapes()) expected.emplace(name, shape);
+    for (const io::tensor_view& t : files.tensors())
+        if (!expected.count(t.name) && !ignorable_tensor(config, t.name))
+            tcomp::detail::throw_error<error>("load_llama: ", files.origin(), " holds tensor ", t.name, " (shape ",
+                                              detail::shape_string(t.shape),
+                                              ") that config.json does not imply (another layer count, MoE or "
+                                              "bias setting?)");
+    for (const auto& [name, shape] : expected) {
+        if (!files.contains(name))
+            tcomp::detail::throw_error<error>("load_llama: tensor ", name, " (shape ", detail::shape_string(shape),
+                                              " from config.json) is missing from ", files.origin());
+        const io::tensor_view& t = files.tensor(name);
+        if (t.shape != shape)
+            tcomp::detail::throw_error<shape_error>("load_llama: tensor ", name, " in ",
+                                                    files.shard_of(name).origin(), " has shape ",
+                                                    detail::shape_string(t.shape), " but config.json implies ",
+                                                    detail::shape_string(shape));
+    }
+    // Shapes are all checked above, so a half-built model never holds a wrongly shaped tensor.
+    const weight_source source = [&](const std::string& name, const std::vector<std::int64_t>&) {
+        return io::to_float(files.tensor(name));
+    };
+    return llama_model(config, source, choose);
+}
+
+}  // namespace tcomp::model
