@@ -116,6 +116,13 @@ using w8_a8_percentile =
     policy<presets::int8_per_channel, quantizer<int_format<8>, symmetric, per_token, dynamic, percentile<999000>>>;
 using w8_a4 = policy<presets::int8_per_channel, quantizer<int_format<4>, symmetric, per_token, dynamic>>;
 using w4_g32_2of4 = policy<quantizer<int_format<4>, symmetric, per_group<32>>, presets::int8_per_token, n_m<2, 4>>;
+// Two-level power-of-two group scales: the shift epilogue (quant/shift_epilogue.hpp).
+using w8_shiftable_a8 = policy<quantizer<int_format<8>, symmetric, per_group<32>, shiftable_scale<3>>, presets::int8_per_token>;
+using w4_shiftable_u8a =
+    policy<quantizer<int_format<4>, symmetric, per_group<32>, shiftable_scale<2>>, presets::uint8_per_token_asymmetric>;
+using w4_multilevel_a8 = policy<quantizer<int_format<4>, symmetric, per_group<16>, multi_level_scale<4>>, presets::int8_per_token>;
+using w8_shiftable_2of4 =
+    policy<quantizer<int_format<8>, symmetric, per_group<32>, shiftable_scale<3>>, presets::int8_per_token, n_m<2, 4>>;
 
 }  // namespace
 
@@ -155,6 +162,104 @@ TEST_CASE("cpu int_dot: other activation and scale kinds", "[cpu_int_dot]") {
     check_policy<w8_a8_tensor>({9, 64}, 520);         // one dynamic scale for the whole X
     check_policy<w8_a8_percentile>({64, 65}, 530);    // clipping observer (scalar scales, SIMD codes)
     check_policy<w8_a4>({16, 33}, 540);               // 4-bit activations
+}
+
+TEST_CASE("cpu int_dot: shift epilogue (shiftable / multi-level group scales), bit-exact", "[cpu_int_dot]") {
+    // The packed weights take the shift epilogue (no per-group float scale), and every path matches the oracle.
+    const auto w = with_outliers(40, 96, 640);
+    const auto packed = cpu::pack(compress<w8_shiftable_a8>(w.view()));
+    REQUIRE(packed.family() == cpu::kernel_family::int_dot);
+    CHECK(packed.int_dot().desc.shifts != nullptr);
+    CHECK(packed.int_dot().desc.scales == nullptr);
+    check_policy<w8_shiftable_a8>({32, 96, 160}, 650);
+    check_policy<w4_shiftable_u8a>({32, 64}, 660);
+    check_policy<w4_multilevel_a8>({16, 48}, 670);
+    check_policy<w8_shiftable_2of4>({32, 128}, 680);
+}
+
+TEST_CASE("cpu int_dot: shift epilogue with 64-bit sums (group scales spanning 2^20), bit-exact", "[cpu_int_dot]") {
+    using P = policy<quantizer<int_format<8>, symmetric, per_group<32>, shiftable_scale<5>>, presets::uint8_per_token_asymmetric>;
+    const index_t k = 320;  // 10 groups: group g scaled by 2^-2g, so the aligned sums need more than 32 bits
+    for (index_t n : {17, 50}) {
+        auto w = with_outliers(n, k, 690 + static_cast<std::uint32_t>(n));
+        for (index_t r = 0; r < n; ++r)
+            for (index_t c = 0; c < k; ++c) w(r, c) = std::ldexp(w(r, c), -2 * static_cast<int>(c / 32));
+        const auto compressed = compress<P>(w.view());
+        const auto packed = cpu::pack(compressed);
+        REQUIRE(packed.family() == cpu::kernel_family::int_dot);
+        CHECK(packed.int_dot().desc.shifts != nullptr);
+        CHECK_FALSE(packed.int_dot().desc.shift_fits_int32);
+        for (index_t m : {1, 3, 9, 17}) {
+            const auto x = with_outliers(m, k, 695 + static_cast<std::uint32_t>(m));
+            const auto bias = random_bias(n, 699);
+            dense_matrix<float> expected(m, n);
+            reference::matmul(x.view(), compressed, expected.view(), bias);
+            for (auto path : simd_paths()) {
+                cpu::scoped_path force(path);
+                for (int threads : {1, 2}) {
+                    dense_matrix<float> y(m, n);
+                    matmul(x.view(), packed, y.view(), bias, {.threads = threads});
+                    std::string where;
+                    INFO("path " << cpu::to_string(path) << ", M=" << m << " N=" << n << ", threads " << threads);
+                    const bool same = bit_equal(y, expected, where);
+                    INFO("first difference at " << where);
+                    REQUIRE(same);
+                }
+            }
+        }
+    }
+    // The ordinary data of the other shift tests fits 32 bits, so both kernel variants are exercised.
+    CHECK(cpu::pack(compress<w8_shiftable_a8>(with_outliers(16, 96, 641).view())).int_dot().desc.shift_fits_int32);
+}
+
+TEST_CASE("shift epilogue: exact integer sum, one rounding, all-zero groups ignored", "[cpu_int_dot]") {
+    // An independent computation of the oracle's definition on a hand-built case.
+    using WQ = quantizer<int_format<8>, symmetric, per_group<4>, shiftable_scale<3>>;
+    using AQ = presets::int8_per_token;
+    dense_matrix<float> w(1, 12), x(1, 12);
+    const float wv[12] = {1.0f, -0.5f, 0.25f, 0.125f, 0, 0, 0, 0, 0.01f, -0.02f, 0.03f, 0.004f};
+    const float xv[12] = {0.3f, -0.7f, 1.1f, 0.05f, 2.0f, -2.0f, 1.0f, 0.5f, -0.9f, 0.4f, 0.2f, -1.3f};
+    for (int c = 0; c < 12; ++c) w(0, c) = wv[c], x(0, c) = xv[c];
+    const auto cw = compress<policy<WQ, AQ>>(w.view());
+    const auto xq = quantize<AQ>(x.view());
+    const auto wview = cw.weights().view();
+    const auto xview = xq.view();
+    // The middle group is all zero: its shift code must not set the reference shift.
+    std::int64_t total = 0;
+    int ref = 0;
+    for (int g = 0; g < 3; ++g)
+        if (g != 1) ref = std::max(ref, static_cast<int>(wview.packed().scale_entry(0, g)));
+    for (int g = 0; g < 3; ++g) {
+        std::int64_t acc = 0;
+        for (int c = 4 * g; c < 4 * g + 4; ++c) {
+            std::vector<index_t> cols;
+            std::int64_t qw = 0, qx = 0;
+            wview.for_each_in_row(0, cols, [&](index_t cc, std::uint32_t code) {
+                if (cc == c) qw = WQ::format::to_integer(code);
+            });
+            xview.for_each_in_row(0, cols, [&](index_t cc, std::uint32_t code) {
+                if (cc == c) qx = AQ::format::to_integer(code);
+            });
+            acc += qw * qx;
+        }
+        if (g == 1) { CHECK(acc == 0); continue; }
+        total += acc * (std::int64_t{1} << (ref - static_cast<int>(wview.packed().scale_entry(0, g))));
+    }
+    const double row_scale = std::ldexp(static_cast<double>(wview.packed().tensor_scale), -ref);
+    const float expected = static_cast<float>(static_cast<double>(total) * (static_cast<double>(xview.scale(0, 0)) * row_scale));
+    dense_matrix<float> y(1, 1);
+    reference::matmul_quantized(xview, wview, y.view());
+    CHECK(y(0, 0) == expected);
+    // The same value through the SIMD paths.
+    const auto packed = cpu::pack(cw);
+    for (auto path : simd_paths()) {
+        cpu::scoped_path force(path);
+        dense_matrix<float> ys(1, 1);
+        matmul(x.view(), packed, ys.view());
+        CHECK(ys(0, 0) == expected);
+    }
+    CHECK(std::abs(expected - (0.3f * 1.0f + 0.7f * 0.5f + 1.1f * 0.25f + 0.05f * 0.125f - 0.009f - 0.008f + 0.006f -
+                               0.0052f)) < 0.02f);
 }
 
 TEST_CASE("cpu int_dot: 2:4-sparse W8A8 and W4A8, bit-exact", "[cpu_int_dot]") {

@@ -7,6 +7,8 @@
 //     acc_g = dot_g - c_m * sum_k w_k              c_m = the activation's zero point + (-code_min)
 // which equals the oracle's sum_k (qx - zx)(qw - zw) when |acc| < 2^31 (pack.hpp limits the group length).
 // The float epilogue then follows the oracle's order exactly: y = 0; y += float(acc_g) * (Sx * Sw_g); y += bias.
+// Two-level power-of-two weight scales (multi_level_scale / shiftable_scale) take the shift epilogue instead
+// (quant/shift_epilogue.hpp): total += int64(acc_g) << shift_g per group, one conversion per output at the end.
 //
 // Packed weight layout (one "panel" = 16 consecutive output rows n; rows past N are zero):
 //   8-bit dense   per 4 consecutive k ("k-quad"): 64 bytes, byte 4r + j = w[row r][k + j] as int8
@@ -41,10 +43,13 @@ struct int_dot_weights {
     bool sparse_2of4 = false;
     std::size_t panel_code_bytes = 0;
     const std::uint8_t* codes = nullptr;         // panels x panel_code_bytes
-    const float* scales = nullptr;               // [panel][group][16] weight scales Sw
+    const float* scales = nullptr;               // [panel][group][16] weight scales Sw (null with shifts)
     const std::int32_t* weight_sums = nullptr;   // [panel][group][16] sum of the group's centered weights
     const std::uint8_t* offsets = nullptr;       // 4/2-bit: [panel][group][64] byte 4r + j = what centres u of row r
                                                  // (2:4 4-bit: [panel][group][32], byte 2r + i for kept value i of row r)
+    const std::uint8_t* shifts = nullptr;        // shift epilogue: [panel][group][16] left shift of acc_g; else null
+    const double* row_scales = nullptr;          // shift epilogue: [panel][16] T * 2^-ref of each row
+    bool shift_fits_int32 = false;               // shift epilogue: every row's |total| < 2^31 (32-bit shifts)
 
     index_t k_step() const { return sparse_2of4 ? 4 : (code_bits == 8 ? 4 : (code_bits == 4 ? 8 : 16)); }
 };

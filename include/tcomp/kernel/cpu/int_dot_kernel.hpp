@@ -151,6 +151,139 @@ __attribute__((noinline)) void int_dot_group(const int_dot_call& c, const std::u
         for (int v = 0; v < nv; ++v) ops::store(acc_out + (i * nv + v) * ops::lanes, acc[i][v]);
 }
 
+/// The shift epilogue's block (int_dot_args.hpp): per group, total += int64(acc - c_m * sum(w)) << shift;
+/// at the end y = float(double(total) * (double(Sx) * row_scale)) (+ bias), as the oracle. Plain loops over
+/// the 16 lanes of a panel, which the compiler vectorises with the path's own instructions (vpsllvq on AVX2
+/// and AVX-512). No float operation per group.
+template <class Isa, int Bits, int MR, int NB, bool Small>
+void int_dot_block_shift(const int_dot_call& c, const std::uint8_t* const* panel_codes, index_t panel0, index_t m0) {
+    using ops = int_ops<Isa>;
+    constexpr int width = NB * static_cast<int>(panel_rows);
+    const int_dot_weights& w = *c.w;
+    alignas(64) std::int64_t total[MR][width] = {};
+    alignas(64) std::int32_t total32[MR][width] = {};
+    alignas(64) std::int32_t acc[MR * width];
+    static_assert(NB * (static_cast<int>(panel_rows) / ops::lanes) * ops::lanes == width);
+
+    bool same_offset = true;
+    for (int i = 1; i < MR; ++i) same_offset = same_offset && c.x_offset[m0 + i] == c.x_offset[m0];
+
+    for (index_t g = 0; g < w.groups; ++g) {
+        int_dot_group<Isa, Bits, MR, NB, Small>(c, panel_codes, panel0, m0, g, acc);
+        for (int j = 0; j < NB; ++j) {
+            const index_t cell = ((panel0 + j) * w.groups + g) * panel_rows;
+            const std::int32_t* sums = w.weight_sums + cell;
+            const std::uint8_t* shifts = w.shifts + cell;
+            // acc - c_m * sum(w) in wrapping 32-bit arithmetic, as the float epilogue: the result fits int32
+            // (int_dot_args.hpp). Then a sign extension and a left shift per lane, exact in int64 (the pack
+            // checked |total| < 2^53).
+            if (w.shift_fits_int32) {  // the pack proved |total| < 2^31: 32-bit shifts and adds, as cheap as floats
+                if constexpr (ops::lanes == 16) {
+                    const __m512i sum = _mm512_load_si512(sums);
+                    const __m512i sh = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(shifts)));
+                    const __m512i shared = _mm512_mullo_epi32(_mm512_set1_epi32(c.x_offset[m0]), sum);
+                    TCOMP_UNROLL
+                    for (int i = 0; i < MR; ++i) {
+                        const __m512i corr =
+                            same_offset ? shared : _mm512_mullo_epi32(_mm512_set1_epi32(c.x_offset[m0 + i]), sum);
+                        const __m512i v = _mm512_sub_epi32(_mm512_load_si512(acc + i * width + j * panel_rows), corr);
+                        std::int32_t* t = total32[i] + j * panel_rows;
+                        _mm512_store_si512(t, _mm512_add_epi32(_mm512_load_si512(t), _mm512_sllv_epi32(v, sh)));
+                    }
+                } else if constexpr (ops::lanes == 8) {
+                    for (int h = 0; h < 2; ++h) {
+                        const __m256i sum = _mm256_load_si256(reinterpret_cast<const __m256i*>(sums + 8 * h));
+                        const __m256i sh =
+                            _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(shifts + 8 * h)));
+                        TCOMP_UNROLL
+                        for (int i = 0; i < MR; ++i) {
+                            const __m256i corr = _mm256_mullo_epi32(_mm256_set1_epi32(c.x_offset[m0 + i]), sum);
+                            const __m256i v = _mm256_sub_epi32(
+                                _mm256_load_si256(reinterpret_cast<const __m256i*>(acc + i * width + j * panel_rows + 8 * h)),
+                                corr);
+                            auto* t = reinterpret_cast<__m256i*>(total32[i] + j * panel_rows + 8 * h);
+                            _mm256_store_si256(t, _mm256_add_epi32(_mm256_load_si256(t), _mm256_sllv_epi32(v, sh)));
+                        }
+                    }
+                } else {
+                    for (int i = 0; i < MR; ++i) {
+                        const auto offset = static_cast<std::uint32_t>(c.x_offset[m0 + i]);
+                        const std::int32_t* a = acc + i * width + j * panel_rows;
+                        std::int32_t* t = total32[i] + j * panel_rows;
+                        for (index_t l = 0; l < panel_rows; ++l)
+                            t[l] = static_cast<std::int32_t>(
+                                static_cast<std::uint32_t>(t[l]) +
+                                ((static_cast<std::uint32_t>(a[l]) - offset * static_cast<std::uint32_t>(sums[l]))
+                                 << shifts[l]));
+                    }
+                }
+            } else if constexpr (ops::lanes == 16) {  // AVX-512: vpmovsxdq + vpsllvq, 8 lanes at a time
+                const __m512i sum = _mm512_load_si512(sums);
+                const __m128i sh8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(shifts));
+                const __m512i sh_lo = _mm512_cvtepu8_epi64(sh8), sh_hi = _mm512_cvtepu8_epi64(_mm_srli_si128(sh8, 8));
+                const __m512i shared = _mm512_mullo_epi32(_mm512_set1_epi32(c.x_offset[m0]), sum);
+                TCOMP_UNROLL
+                for (int i = 0; i < MR; ++i) {
+                    const __m512i corr = same_offset ? shared : _mm512_mullo_epi32(_mm512_set1_epi32(c.x_offset[m0 + i]), sum);
+                    const __m512i v = _mm512_sub_epi32(_mm512_load_si512(acc + i * width + j * panel_rows), corr);
+                    std::int64_t* t = total[i] + j * panel_rows;
+                    const __m512i lo = _mm512_sllv_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)), sh_lo);
+                    const __m512i hi = _mm512_sllv_epi64(_mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1)), sh_hi);
+                    _mm512_store_si512(t, _mm512_add_epi64(_mm512_load_si512(t), lo));
+                    _mm512_store_si512(t + 8, _mm512_add_epi64(_mm512_load_si512(t + 8), hi));
+                }
+            } else if constexpr (ops::lanes == 8) {  // AVX2: vpmovsxdq + vpsllvq, 4 lanes at a time
+                for (int h = 0; h < 2; ++h) {
+                    const __m256i sum = _mm256_load_si256(reinterpret_cast<const __m256i*>(sums + 8 * h));
+                    const __m128i sh8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(shifts + 8 * h));
+                    const __m256i sh_lo = _mm256_cvtepu8_epi64(sh8), sh_hi = _mm256_cvtepu8_epi64(_mm_srli_si128(sh8, 4));
+                    TCOMP_UNROLL
+                    for (int i = 0; i < MR; ++i) {
+                        const __m256i corr = _mm256_mullo_epi32(_mm256_set1_epi32(c.x_offset[m0 + i]), sum);
+                        const __m256i v = _mm256_sub_epi32(
+                            _mm256_load_si256(reinterpret_cast<const __m256i*>(acc + i * width + j * panel_rows + 8 * h)), corr);
+                        auto* t = reinterpret_cast<__m256i*>(total[i] + j * panel_rows + 8 * h);
+                        const __m256i lo = _mm256_sllv_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(v)), sh_lo);
+                        const __m256i hi = _mm256_sllv_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1)), sh_hi);
+                        _mm256_store_si256(t, _mm256_add_epi64(_mm256_load_si256(t), lo));
+                        _mm256_store_si256(t + 1, _mm256_add_epi64(_mm256_load_si256(t + 1), hi));
+                    }
+                }
+            } else {  // SSE4.1 has no per-lane 64-bit shift: scalar
+                for (int i = 0; i < MR; ++i) {
+                    const auto offset = static_cast<std::uint32_t>(c.x_offset[m0 + i]);
+                    const std::int32_t* a = acc + i * width + j * panel_rows;
+                    std::int64_t* t = total[i] + j * panel_rows;
+                    for (index_t l = 0; l < panel_rows; ++l) {
+                        const auto v = static_cast<std::int32_t>(static_cast<std::uint32_t>(a[l]) -
+                                                                 offset * static_cast<std::uint32_t>(sums[l]));
+                        t[l] += static_cast<std::int64_t>(static_cast<std::uint64_t>(static_cast<std::int64_t>(v))
+                                                          << shifts[l]);
+                    }
+                }
+            }
+        }
+    }
+
+    const index_t n0 = panel0 * panel_rows;
+    const index_t n_count = std::min<index_t>(width, w.n - n0);
+    const double* row_scales = w.row_scales + n0;
+    for (int i = 0; i < MR; ++i) {
+        if (m0 + i >= c.m_end) break;
+        float* yrow = c.y + (m0 + i) * c.y_stride + n0;
+        const float sx = c.x_scale[m0 + i];
+        if (w.shift_fits_int32)
+            for (index_t n = 0; n < n_count; ++n) total[i][n] = total32[i][n];
+        for (index_t n = 0; n < n_count; ++n) {
+            // = detail::shift_epilogue_output, written out here: this file is compiled with each path's ISA flags,
+            // and a shared inline function would be an ODR hazard (ruy's reason for the path template parameter).
+            const float out = static_cast<float>(static_cast<double>(total[i][n]) *
+                                                 (static_cast<double>(sx) * row_scales[n]));
+            yrow[n] = c.bias != nullptr ? out + c.bias[n0 + n] : out;
+        }
+    }
+}
+
 /// One MR x (NB panels) block over all of K. Bits: 8 (int8 weights), 4 or 2 (packed unsigned + offsets).
 /// `panel_codes[j]` is panel j's code stream in the dense layout of its width.
 template <class Isa, int Bits, int MR, int NB, bool Small>
@@ -160,6 +293,7 @@ void int_dot_block(const int_dot_call& c, const std::uint8_t* const* panel_codes
     constexpr int vp = static_cast<int>(panel_rows) / ops::lanes;
     constexpr int nv = NB * vp;
     const int_dot_weights& w = *c.w;
+    if (w.shifts != nullptr) return int_dot_block_shift<Isa, Bits, MR, NB, Small>(c, panel_codes, panel0, m0);
     auto tile = reinterpret_cast<float (*)[NB * panel_rows]>(tile_memory);
     std::memset(tile_memory, 0, sizeof(float) * MR * NB * panel_rows);
     alignas(64) std::int32_t acc[MR * nv * ops::lanes];

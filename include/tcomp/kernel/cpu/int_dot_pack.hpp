@@ -12,6 +12,7 @@
 #include "tcomp/kernel/cpu/aligned_buffer.hpp"
 #include "tcomp/kernel/cpu/int_dot_args.hpp"
 #include "tcomp/quant/compressed_matrix.hpp"
+#include "tcomp/quant/shift_epilogue.hpp"
 
 namespace tcomp::cpu {
 
@@ -22,16 +23,20 @@ struct int_dot_storage {
     aligned_buffer<float> scales;
     aligned_buffer<std::int32_t> weight_sums;
     aligned_buffer<std::uint8_t> offsets;
+    aligned_buffer<std::uint8_t> shifts;   // shift epilogue only (int_dot_args.hpp)
+    aligned_buffer<double> row_scales;     // shift epilogue only
 
     int_dot_storage() = default;
     // Copies and moves re-point the descriptor at their own buffers (never at the source's).
     int_dot_storage(const int_dot_storage& o)
-        : desc(o.desc), codes(o.codes), scales(o.scales), weight_sums(o.weight_sums), offsets(o.offsets) {
+        : desc(o.desc), codes(o.codes), scales(o.scales), weight_sums(o.weight_sums), offsets(o.offsets),
+          shifts(o.shifts), row_scales(o.row_scales) {
         bind();
     }
     int_dot_storage(int_dot_storage&& o) noexcept
         : desc(o.desc), codes(std::move(o.codes)), scales(std::move(o.scales)),
-          weight_sums(std::move(o.weight_sums)), offsets(std::move(o.offsets)) {
+          weight_sums(std::move(o.weight_sums)), offsets(std::move(o.offsets)), shifts(std::move(o.shifts)),
+          row_scales(std::move(o.row_scales)) {
         bind();
     }
     int_dot_storage& operator=(const int_dot_storage& o) {
@@ -41,20 +46,24 @@ struct int_dot_storage {
     int_dot_storage& operator=(int_dot_storage&& o) noexcept {
         desc = o.desc, codes = std::move(o.codes), scales = std::move(o.scales);
         weight_sums = std::move(o.weight_sums), offsets = std::move(o.offsets);
+        shifts = std::move(o.shifts), row_scales = std::move(o.row_scales);
         bind();
         return *this;
     }
 
-    /// Bytes the kernel reads per call (codes, scales, sums, offsets).
+    /// Bytes the kernel reads per call (codes, scales or shifts, sums, offsets).
     std::size_t bytes() const {
         return codes.size() + scales.size() * sizeof(float) + weight_sums.size() * sizeof(std::int32_t) +
-               offsets.size();
+               offsets.size() + shifts.size() + row_scales.size() * sizeof(double);
     }
     void bind() {
         desc.codes = codes.data();
         desc.scales = scales.data();
         desc.weight_sums = weight_sums.data();
         desc.offsets = offsets.size() ? offsets.data() : nullptr;
+        desc.shifts = shifts.size() ? shifts.data() : nullptr;
+        desc.row_scales = row_scales.size() ? row_scales.data() : nullptr;
+        if (desc.shifts) desc.scales = nullptr;
     }
 };
 
@@ -137,7 +146,29 @@ std::string pack_int_dot(const compressed_view<Q, S>& w, int_dot_storage& out) {
         d.panel_code_bytes = sparse ? static_cast<std::size_t>(k_padded / 4) * (bits == 8 ? 40 : 24)
                                     : static_cast<std::size_t>(k_padded) * panel_rows * static_cast<std::size_t>(bits) / 8;
         out.codes = aligned_buffer<std::uint8_t>(static_cast<std::size_t>(panels) * d.panel_code_bytes);
-        out.scales = aligned_buffer<float>(static_cast<std::size_t>(panels * groups * panel_rows));
+        // Two-level power-of-two scales (multi_level_scale / shiftable_scale) with one activation scale per row:
+        // the shift epilogue (int_dot_args.hpp), whose integer sum must stay exact (|sum| < 2^53) for every
+        // activation row; else the composition runs on the oracle, which computes the same thing.
+        constexpr bool shift = tcomp::detail::shift_epilogue_scale<typename Q::scale>;
+        std::vector<tcomp::detail::shift_plan> plans;
+        if constexpr (shift) {
+            plans.reserve(static_cast<std::size_t>(n));
+            for (index_t r = 0; r < n; ++r) {
+                plans.push_back(tcomp::detail::plan_shift_epilogue<Q>(w, r, group));
+                if (!plans.back().exact)
+                    return detail::reason("shift epilogue: row ", r, "'s group shifts span ", plans.back().span,
+                                          " bits, too many for an exact int64 sum; the oracle runs this composition");
+            }
+        }
+        bool shift_fits_int32 = true;
+        for (const auto& plan : plans) shift_fits_int32 = shift_fits_int32 && plan.fits_int32;
+        d.shift_fits_int32 = shift && shift_fits_int32;
+        if (shift) {
+            out.shifts = aligned_buffer<std::uint8_t>(static_cast<std::size_t>(panels * groups * panel_rows));
+            out.row_scales = aligned_buffer<double>(static_cast<std::size_t>(panels * panel_rows));
+        } else {
+            out.scales = aligned_buffer<float>(static_cast<std::size_t>(panels * groups * panel_rows));
+        }
         out.weight_sums = aligned_buffer<std::int32_t>(static_cast<std::size_t>(panels * groups * panel_rows));
         if (bits != 8) out.offsets = aligned_buffer<std::uint8_t>(static_cast<std::size_t>(panels * groups * (sparse ? 32 : 64)));
 
@@ -151,7 +182,13 @@ std::string pack_int_dot(const compressed_view<Q, S>& w, int_dot_storage& out) {
                     const index_t r = p * panel_rows + i;
                     const std::size_t cell = static_cast<std::size_t>((p * groups + g) * panel_rows + i);
                     if (r < n) {
-                        out.scales[cell] = w.scale(r, std::min(g * group, k - 1));
+                        if constexpr (shift) {
+                            const auto& plan = plans[static_cast<std::size_t>(r)];
+                            out.shifts[cell] = plan.shift[static_cast<std::size_t>(g)];
+                            if (g == 0) out.row_scales[static_cast<std::size_t>(p * panel_rows + i)] = plan.row_scale;
+                        } else {
+                            out.scales[cell] = w.scale(r, std::min(g * group, k - 1));
+                        }
                         std::int32_t sum = 0;
                         for (index_t c = g * group; c < std::min((g + 1) * group, k_padded); ++c) sum += c_at(r, c);
                         out.weight_sums[cell] = sum;

@@ -9,6 +9,10 @@
 // A kernel that keeps the int32 accumulators exact and this order of float operations matches bit for bit
 // (FMA contraction aside: allow 1 ulp per segment when comparing a kernel that fuses).
 //
+// Two-level power-of-two weight scales (multi_level_scale / shiftable_scale) with one activation scale per
+// row take the shift epilogue instead (quant/shift_epilogue.hpp): acc_s << shift summed exactly in int64,
+// one conversion at the end.
+//
 // Float path (either operand on a floating format, or float activations): both operands dequantized,
 // products summed in double, rounded to float once, plus bias. Kernels accumulating in float are
 // compared within a bound stated by their tests.
@@ -23,6 +27,7 @@
 #include "tcomp/quant/compress.hpp"
 #include "tcomp/quant/compressed_matrix.hpp"
 #include "tcomp/quant/requantize.hpp"
+#include "tcomp/quant/shift_epilogue.hpp"
 
 namespace tcomp::reference {
 
@@ -69,6 +74,9 @@ void matmul_quantized(const compressed_view<AQ, dense>& xq, const compressed_vie
             x_codes[static_cast<std::size_t>(m * k_cols + c)] = code;
         });
 
+    constexpr bool shift_scales = tcomp::detail::shift_epilogue_scale<typename WQ::scale>;
+    const bool shift_epilogue = integer_path && shift_scales && x_group >= k_cols;
+
     for (index_t n = 0; n < n_rows; ++n) {
         std::vector<index_t> w_cols;
         std::vector<std::uint32_t> w_codes;
@@ -76,10 +84,31 @@ void matmul_quantized(const compressed_view<AQ, dense>& xq, const compressed_vie
             w_cols.push_back(c);
             w_codes.push_back(code);
         });
+        tcomp::detail::shift_plan plan;
+        if constexpr (integer_path && shift_scales)
+            if (shift_epilogue) plan = tcomp::detail::plan_shift_epilogue(w, n, w_group);
         for (index_t m = 0; m < m_rows; ++m) {
             auto x_code = [&](index_t c) { return x_codes[static_cast<std::size_t>(m * k_cols + c)]; };
             float out = 0.0f;
             if constexpr (integer_path) {
+              if (shift_epilogue) {
+                std::int64_t total = 0, acc = 0;
+                index_t seg_w = -1;
+                auto flush = [&] {
+                    if (seg_w >= 0 && !tcomp::detail::add_shifted(total, acc, plan.shift[static_cast<std::size_t>(seg_w)]))
+                        tcomp::detail::throw_error<value_error>(
+                            "matmul: output (", m, ", ", n, "): the shift epilogue's int64 sum overflows (group shifts ",
+                            "span ", plan.span, " bits); use fewer shift bits or per-group float scales");
+                };
+                for (std::size_t i = 0; i < w_cols.size(); ++i) {
+                    const index_t c = w_cols[i];
+                    if (c / w_group != seg_w) flush(), acc = 0, seg_w = c / w_group;
+                    acc += static_cast<std::int64_t>(tcomp::detail::centered_integer<AQ>(x_code(c), xq.zero_point(m, c))) *
+                           static_cast<std::int64_t>(tcomp::detail::centered_integer<WQ>(w_codes[i], w.zero_point(n, c)));
+                }
+                flush();
+                out = tcomp::detail::shift_epilogue_output(total, xq.scale(m, 0), plan.row_scale);
+              } else {
                 std::int64_t acc = 0;
                 index_t seg_x = -1, seg_w = -1;  // current segment's cells (group indices along K)
                 float seg_scale = 0.0f;
@@ -95,6 +124,7 @@ void matmul_quantized(const compressed_view<AQ, dense>& xq, const compressed_vie
                            static_cast<std::int64_t>(tcomp::detail::centered_integer<WQ>(w_codes[i], w.zero_point(n, c)));
                 }
                 if (seg_x >= 0) out += static_cast<float>(acc) * seg_scale;
+              }
             } else {
                 double acc = 0.0;
                 for (std::size_t i = 0; i < w_cols.size(); ++i) {
