@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -151,11 +152,63 @@ __attribute__((noinline)) void int_dot_group(const int_dot_call& c, const std::u
         for (int v = 0; v < nv; ++v) ops::store(acc_out + (i * nv + v) * ops::lanes, acc[i][v]);
 }
 
+/// int_dot_group for 8-bit 2:4 panels read in their compressed form (avx512_vnni with AVX512-VBMI2 only):
+/// one vpexpandb load per k-quad and panel rebuilds the dense operand in a register, so a GEMV streams 40
+/// bytes per 64 dense ones and writes nothing back (the block decompression of int_dot_driver pays a store
+/// and a reload per weight, which only many activation rows amortise). Same accumulators as int_dot_group.
+/// The target attribute makes this compile in every translation unit; it is instantiated and called only
+/// on the avx512_vnni path after a CPUID check for VBMI2.
+template <class Isa, int MR, int NB>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi2"), noinline)) void int_dot_group_sparse8(
+    const int_dot_call& c, const std::uint8_t* const* panel_codes, index_t m0, index_t g, std::int32_t* acc_out) {
+    static_assert(std::is_same_v<Isa, isa::avx512_vnni>, "the fused 2:4 kernel is written for avx512_vnni");
+    const int_dot_weights& w = *c.w;
+    const std::uint8_t* xrow[MR];
+    TCOMP_UNROLL
+    for (int i = 0; i < MR; ++i) xrow[i] = c.x + (m0 + i) * c.x_stride;
+    __m512i acc[MR][NB];
+    TCOMP_UNROLL
+    for (int i = 0; i < MR; ++i)
+        TCOMP_UNROLL
+        for (int j = 0; j < NB; ++j) acc[i][j] = _mm512_setzero_si512();
+    const index_t k_begin = g * w.group, k_end = std::min(k_begin + w.group, w.k_padded);
+    for (index_t k = k_begin; k < k_end; k += 4) {
+        __m512i wv[NB];
+        TCOMP_UNROLL
+        for (int j = 0; j < NB; ++j) {
+            const std::uint8_t* step = panel_codes[j] + (k / 4) * 40;  // 8-byte mask, then 32 kept values
+            std::uint64_t mask;
+            std::memcpy(&mask, step, 8);
+            wv[j] = _mm512_maskz_expandloadu_epi8(mask, step + 8);
+        }
+        TCOMP_UNROLL
+        for (int i = 0; i < MR; ++i) {
+            std::int32_t u;
+            std::memcpy(&u, xrow[i] + k, 4);
+            const __m512i ub = _mm512_set1_epi32(u);
+            TCOMP_UNROLL
+            for (int j = 0; j < NB; ++j) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], ub, wv[j]);
+        }
+    }
+    TCOMP_UNROLL
+    for (int i = 0; i < MR; ++i)
+        TCOMP_UNROLL
+        for (int j = 0; j < NB; ++j) _mm512_store_si512(acc_out + (i * NB + j) * 16, acc[i][j]);
+}
+
+/// The group's dot products into acc_out, from dense panels or (Fused) compressed 8-bit 2:4 panels.
+template <class Isa, int Bits, int MR, int NB, bool Small, bool Fused>
+inline void int_dot_group_any(const int_dot_call& c, const std::uint8_t* const* panel_codes, index_t panel0,
+                              index_t m0, index_t g, std::int32_t* acc_out) {
+    if constexpr (Fused) int_dot_group_sparse8<Isa, MR, NB>(c, panel_codes, m0, g, acc_out);
+    else int_dot_group<Isa, Bits, MR, NB, Small>(c, panel_codes, panel0, m0, g, acc_out);
+}
+
 /// The shift epilogue's block (int_dot_args.hpp): per group, total += int64(acc - c_m * sum(w)) << shift;
 /// at the end y = float(double(total) * (double(Sx) * row_scale)) (+ bias), as the oracle. Plain loops over
 /// the 16 lanes of a panel, which the compiler vectorises with the path's own instructions (vpsllvq on AVX2
 /// and AVX-512). No float operation per group.
-template <class Isa, int Bits, int MR, int NB, bool Small>
+template <class Isa, int Bits, int MR, int NB, bool Small, bool Fused>
 void int_dot_block_shift(const int_dot_call& c, const std::uint8_t* const* panel_codes, index_t panel0, index_t m0) {
     using ops = int_ops<Isa>;
     constexpr int width = NB * static_cast<int>(panel_rows);
@@ -169,7 +222,7 @@ void int_dot_block_shift(const int_dot_call& c, const std::uint8_t* const* panel
     for (int i = 1; i < MR; ++i) same_offset = same_offset && c.x_offset[m0 + i] == c.x_offset[m0];
 
     for (index_t g = 0; g < w.groups; ++g) {
-        int_dot_group<Isa, Bits, MR, NB, Small>(c, panel_codes, panel0, m0, g, acc);
+        int_dot_group_any<Isa, Bits, MR, NB, Small, Fused>(c, panel_codes, panel0, m0, g, acc);
         for (int j = 0; j < NB; ++j) {
             const index_t cell = ((panel0 + j) * w.groups + g) * panel_rows;
             const std::int32_t* sums = w.weight_sums + cell;
@@ -286,14 +339,14 @@ void int_dot_block_shift(const int_dot_call& c, const std::uint8_t* const* panel
 
 /// One MR x (NB panels) block over all of K. Bits: 8 (int8 weights), 4 or 2 (packed unsigned + offsets).
 /// `panel_codes[j]` is panel j's code stream in the dense layout of its width.
-template <class Isa, int Bits, int MR, int NB, bool Small>
+template <class Isa, int Bits, int MR, int NB, bool Small, bool Fused = false>
 void int_dot_block(const int_dot_call& c, const std::uint8_t* const* panel_codes, index_t panel0, index_t m0,
                    float* tile_memory) {
     using ops = int_ops<Isa>;
     constexpr int vp = static_cast<int>(panel_rows) / ops::lanes;
     constexpr int nv = NB * vp;
     const int_dot_weights& w = *c.w;
-    if (w.shifts != nullptr) return int_dot_block_shift<Isa, Bits, MR, NB, Small>(c, panel_codes, panel0, m0);
+    if (w.shifts != nullptr) return int_dot_block_shift<Isa, Bits, MR, NB, Small, Fused>(c, panel_codes, panel0, m0);
     auto tile = reinterpret_cast<float (*)[NB * panel_rows]>(tile_memory);
     std::memset(tile_memory, 0, sizeof(float) * MR * NB * panel_rows);
     alignas(64) std::int32_t acc[MR * nv * ops::lanes];
@@ -304,7 +357,7 @@ void int_dot_block(const int_dot_call& c, const std::uint8_t* const* panel_codes
     for (int i = 1; i < MR; ++i) same_offset = same_offset && c.x_offset[m0 + i] == c.x_offset[m0];
 
     for (index_t g = 0; g < w.groups; ++g) {
-        int_dot_group<Isa, Bits, MR, NB, Small>(c, panel_codes, panel0, m0, g, acc);
+        int_dot_group_any<Isa, Bits, MR, NB, Small, Fused>(c, panel_codes, panel0, m0, g, acc);
         // Epilogue of group g: acc - c_m * sum(w), then y += float(acc) * (Sx * Sw) as the oracle does.
         TCOMP_UNROLL
         for (int j = 0; j < NB; ++j) {
@@ -411,15 +464,15 @@ void decompress_2of4(const int_dot_weights& w, index_t panel, std::int8_t* dense
     else decompress_2of4_scalar<4>(w, panel, dense);
 }
 
-template <class Isa, int Bits, int NB, bool Small = (Bits != 8)>
+template <class Isa, int Bits, int NB, bool Small = (Bits != 8), bool Fused = false>
 void int_dot_rows(const int_dot_call& c, const std::uint8_t* const* panel_codes, index_t panel0, index_t m_begin,
                   index_t m_end) {
     constexpr int mr = int_dot_blocking<Isa>::mr;
     alignas(64) float tile[mr * NB * panel_rows];
     for (index_t m = m_begin; m < m_end; m += mr) {
         // x holds m + 8 rows (zero past m), so a short final block may run at full height.
-        if (m_end - m == 1) int_dot_block<Isa, Bits, 1, NB, Small>(c, panel_codes, panel0, m, tile);
-        else int_dot_block<Isa, Bits, mr, NB, Small>(c, panel_codes, panel0, m, tile);
+        if (m_end - m == 1) int_dot_block<Isa, Bits, 1, NB, Small, Fused>(c, panel_codes, panel0, m, tile);
+        else int_dot_block<Isa, Bits, mr, NB, Small, Fused>(c, panel_codes, panel0, m, tile);
     }
 }
 
@@ -462,6 +515,21 @@ void int_dot_driver(const int_dot_call& c) {
     const index_t mr = blocking::mr;
     const index_t super_rows = std::max<index_t>(mr, (index_t{256} * 1024 / std::max<index_t>(w.k_padded, 1)) / mr * mr);
 
+    if constexpr (Sparse && std::is_same_v<Isa, isa::avx512_vnni>) {
+        // Few rows (GEMV, small batches): expand 8-bit 2:4 panels in registers instead (int_dot_group_sparse8).
+        static const bool vbmi2 = cpu_has_avx512_vbmi2();
+        if (vbmi2 && w.code_bits == 8 && c.m_end - c.m_begin <= mr) {
+            for (index_t p = c.panel_begin; p < c.panel_end;) {
+                const int nb = (c.panel_end - p >= nb_max) ? nb_max : 1;
+                const std::uint8_t* codes[nb_max];
+                for (int j = 0; j < nb; ++j) codes[j] = w.codes + (p + j) * w.panel_code_bytes;
+                if (nb == nb_max) int_dot_rows<Isa, 8, nb_max, false, true>(c, codes, p, c.m_begin, c.m_end);
+                else int_dot_rows<Isa, 8, 1, false, true>(c, codes, p, c.m_begin, c.m_end);
+                p += nb;
+            }
+            return;
+        }
+    }
     if constexpr (Sparse) {
         // Decompress each block of panels once, then run every row block over it.
         thread_local std::vector<std::int8_t> dense;
