@@ -707,6 +707,12 @@ def main():
     md += limits_section(limits, errors)
     md += ["", "## Targets", "", "Computed from the rows below; *not measured* where a row does not exist yet.", ""]
     md += targets_section(rows, limits)
+    # What bounds the targets that were missed: hand-written from a run (analysis can't be computed), kept
+    # beside this script and included verbatim, with the date of the run it describes in its own text.
+    analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis.md")
+    if os.path.exists(analysis):
+        with open(analysis) as f:
+            md += ["", "## What bounds the missed targets", ""] + f.read().rstrip().splitlines()
     md += ["", "## Roofline", "", f"![roofline, {args.png_threads} threads]({png_rel})", "",
            f"{args.png_threads}-thread rows; x: operations per weight byte, y: GOP/s, log-log; the DRAM slope and "
            "the measured peaks of the same thread count.", "", "## GEMM / GEMV", ""]
