@@ -67,7 +67,9 @@ constexpr std::optional<isa_path> parse_isa_path(std::string_view name) {
 }
 
 /// Whether this CPU (and OS: the compiler's CPUID check includes the XSAVE state) can run path p.
-inline bool cpu_supports(isa_path p) {
+namespace detail {
+
+inline bool cpu_supports_uncached(isa_path p) {
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
     switch (p) {
         case isa_path::reference: return true;
@@ -80,12 +82,26 @@ inline bool cpu_supports(isa_path p) {
             return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                    __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
         case isa_path::avx512_vnni:
-            return cpu_supports(isa_path::avx512bw) && __builtin_cpu_supports("avx512vnni");
+            return cpu_supports_uncached(isa_path::avx512bw) && __builtin_cpu_supports("avx512vnni");
     }
     return false;
 #else
     return p == isa_path::reference;
 #endif
+}
+
+}  // namespace detail
+
+/// Whether this CPU can run path p. Asked once per path and remembered: a raw CPUID exits to the
+/// hypervisor on a VM (~20 us measured here), and the dispatcher asks on every matmul call.
+inline bool cpu_supports(isa_path p) {
+    static const auto table = [] {
+        std::array<bool, isa_path_count> t{};
+        for (int i = 0; i < isa_path_count; ++i) t[static_cast<std::size_t>(i)] = detail::cpu_supports_uncached(static_cast<isa_path>(i));
+        return t;
+    }();
+    const auto i = static_cast<std::size_t>(p);
+    return i < table.size() && table[i];
 }
 
 /// Optional instructions a path uses when the CPU has them (checked at run time inside the path).
