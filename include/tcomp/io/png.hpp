@@ -17,11 +17,9 @@
 #include "tcomp/core/error.hpp"
 #include "tcomp/io/safetensors.hpp"
 
-namespace tcomp::io {
+namespace tcomp::detail {
 
-namespace detail {
-
-inline std::uint32_t crc32(std::span<const std::uint8_t> bytes, std::uint32_t crc = 0) {
+inline std::uint32_t png_crc32(std::span<const std::uint8_t> bytes, std::uint32_t crc = 0) {
     static const std::array<std::uint32_t, 256> table = [] {
         std::array<std::uint32_t, 256> t{};
         for (std::uint32_t n = 0; n < 256; ++n) {
@@ -36,7 +34,7 @@ inline std::uint32_t crc32(std::span<const std::uint8_t> bytes, std::uint32_t cr
     return ~crc;
 }
 
-inline std::uint32_t adler32(std::span<const std::uint8_t> bytes) {
+inline std::uint32_t png_adler32(std::span<const std::uint8_t> bytes) {
     std::uint32_t a = 1, b = 0;
     for (std::uint8_t v : bytes) {
         a = (a + v) % 65521u;
@@ -45,19 +43,21 @@ inline std::uint32_t adler32(std::span<const std::uint8_t> bytes) {
     return (b << 16) | a;
 }
 
-inline void put_be32(std::vector<std::uint8_t>& out, std::uint32_t v) {
+inline void png_put_be32(std::vector<std::uint8_t>& out, std::uint32_t v) {
     for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<std::uint8_t>(v >> s));
 }
 
-inline void put_chunk(std::vector<std::uint8_t>& out, const char (&type)[5], std::span<const std::uint8_t> data) {
-    put_be32(out, static_cast<std::uint32_t>(data.size()));
+inline void png_put_chunk(std::vector<std::uint8_t>& out, const char (&type)[5], std::span<const std::uint8_t> data) {
+    png_put_be32(out, static_cast<std::uint32_t>(data.size()));
     const std::size_t start = out.size();
     out.insert(out.end(), type, type + 4);
     out.insert(out.end(), data.begin(), data.end());
-    put_be32(out, crc32(std::span<const std::uint8_t>(out.data() + start, out.size() - start)));
+    png_put_be32(out, png_crc32(std::span<const std::uint8_t>(out.data() + start, out.size() - start)));
 }
 
-}  // namespace detail
+}  // namespace tcomp::detail
+
+namespace tcomp::io {
 
 /// PNG bytes of an 8-bit RGB image, `rgb` = height rows of width * 3 bytes.
 inline std::vector<std::uint8_t> encode_png_rgb8(std::span<const std::uint8_t> rgb, std::size_t width,
@@ -90,16 +90,16 @@ inline std::vector<std::uint8_t> encode_png_rgb8(std::span<const std::uint8_t> r
         pos += len;
         if (last) break;
     }
-    detail::put_be32(z, detail::adler32(raw));
+    tcomp::detail::png_put_be32(z, tcomp::detail::png_adler32(raw));
 
     std::vector<std::uint8_t> out = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
     std::vector<std::uint8_t> header;
-    detail::put_be32(header, static_cast<std::uint32_t>(width));
-    detail::put_be32(header, static_cast<std::uint32_t>(height));
+    tcomp::detail::png_put_be32(header, static_cast<std::uint32_t>(width));
+    tcomp::detail::png_put_be32(header, static_cast<std::uint32_t>(height));
     header.insert(header.end(), {8, 2, 0, 0, 0});  // 8 bits, RGB, deflate, filter 0, no interlace
-    detail::put_chunk(out, "IHDR", header);
-    detail::put_chunk(out, "IDAT", z);
-    detail::put_chunk(out, "IEND", {});
+    tcomp::detail::png_put_chunk(out, "IHDR", header);
+    tcomp::detail::png_put_chunk(out, "IDAT", z);
+    tcomp::detail::png_put_chunk(out, "IEND", {});
     return out;
 }
 
