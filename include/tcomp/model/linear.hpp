@@ -81,6 +81,8 @@ template <class Policy>
 class packed_linear final : public linear_impl {
 public:
     explicit packed_linear(matrix_view<const float> w) : w_(cpu::pack(compress<Policy>(w))) {}
+    /// Already compressed weights (a file, an import): packed as they are, never re-quantized.
+    explicit packed_linear(compressed_weights<Policy> w) : w_(cpu::pack(std::move(w))) {}
 
     void forward(matrix_view<const float> x, matrix_view<float> y, std::span<const float> bias,
                  int threads) const override {
@@ -138,6 +140,36 @@ public:
             if (n == policy_name) out.policy_ = n;
         out.bias_.assign(bias.begin(), bias.end());
         out.n_ = w.rows(), out.k_ = w.cols();
+        return out;
+    }
+
+    /// A layer from weights compressed elsewhere (a compressed model file, a GPTQ import): `storage` must have
+    /// exactly the layout `policy_name` produces for its shape (else shape_error naming the layer). Nothing is
+    /// re-quantized, so the layer computes what make() computes on the weights that produced `storage`.
+    static linear from_compressed(std::string_view policy_name, packed_buffers storage, std::span<const float> bias = {},
+                                  std::string layer_name = {}) {
+        linear out;
+        out.name = std::move(layer_name);
+        const index_t n = storage.layout.rows, k = storage.layout.cols;
+        const std::string context = "linear '" + out.name + "' (" + std::string(policy_name) + ", W " +
+                                    std::to_string(n) + "x" + std::to_string(k) + ", compressed)";
+        detail::with_layer_context(context, [&] {
+            require_known_policy(policy_name, "linear::from_compressed");
+            if (!bias.empty() && static_cast<index_t>(bias.size()) != n)
+                tcomp::detail::throw_error<shape_error>("bias has ", bias.size(), " entries, expected N = ", n);
+            out.impl_ = visit_policy(policy_name, [&]<class P>(std::type_identity<P>) -> std::unique_ptr<detail::linear_impl> {
+                if constexpr (std::is_same_v<P, fp32_policy>) {
+                    tcomp::detail::throw_error<error>("fp32 layers have no compressed form; use linear::make");
+                } else {
+                    using matrix = typename compressed_weights<P>::matrix_type;
+                    return std::make_unique<detail::packed_linear<P>>(compressed_weights<P>(matrix(std::move(storage))));
+                }
+            });
+        });
+        for (std::string_view name : known_policies())
+            if (name == policy_name) out.policy_ = name;
+        out.bias_.assign(bias.begin(), bias.end());
+        out.n_ = n, out.k_ = k;
         return out;
     }
 

@@ -25,6 +25,7 @@
 #include <functional>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -46,6 +47,11 @@ using weight_source =
 /// The policy name (policy_registry.hpp) for a weight tensor, e.g. "model.layers.0.mlp.up_proj.weight"; the
 /// tied head is asked for as "lm_head.weight". An empty chooser means "fp32" everywhere.
 using policy_chooser = std::function<std::string(const std::string& tensor_name)>;
+/// Optional: builds a projection from something other than float weights and a policy (weights stored
+/// compressed in a file, see load_llama_compressed): gets the layer prefix ("model.layers.0.mlp.up_proj"), N, K
+/// and the bias, and returns nullopt to leave the layer to weight_source + policy_chooser.
+using linear_builder = std::function<std::optional<linear>(const std::string& prefix, index_t out, index_t in,
+                                                           std::span<const float> bias)>;
 
 namespace detail {
 
@@ -123,7 +129,8 @@ public:
         std::vector<float> k_cache, v_cache;  // [position][kv_heads * head_dim]
     };
 
-    llama_model(llama_config config, const weight_source& weights, const policy_chooser& choose = {})
+    llama_model(llama_config config, const weight_source& weights, const policy_chooser& choose = {},
+                const linear_builder& build = {})
         : config_(std::move(config)) {
         config_.validate();
         const llama_config& c = config_;
@@ -138,9 +145,11 @@ public:
         };
         auto make_linear = [&](const std::string& prefix, index_t out, index_t in, bool has_bias) {
             const std::string weight = prefix + ".weight";
-            const std::vector<float> w = load(weight, {out, in});
             std::vector<float> b;
             if (has_bias) b = load(prefix + ".bias", {out});
+            if (build)
+                if (std::optional<linear> built = build(prefix, out, in, b)) return std::move(*built);
+            const std::vector<float> w = load(weight, {out, in});
             const std::string policy = choose ? choose(weight) : std::string("fp32");
             return linear::make(policy, detail::cview(w, out, in), b, prefix);
         };

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "tcomp/core/error.hpp"
+#include "tcomp/io/compressed_model.hpp"
 #include "tcomp/io/safetensors.hpp"
 #include "tcomp/model/llama.hpp"
 #include "tcomp/model/llama_config.hpp"
@@ -69,6 +70,43 @@ inline llama_model load_llama(const std::filesystem::path& dir, const policy_cho
         return io::to_float(files.tensor(name));
     };
     return llama_model(config, source, choose);
+}
+
+/// A llama_model from config.json and a compressed model file (io/compressed_model.hpp, docs/files.md; e.g.
+/// written by tcomp-quantize). Compressed projections run exactly as stored (never re-quantized), so the model
+/// computes what the in-memory model compressed with the same policies computes. Float projections take
+/// `choose`'s policy (fp32 if empty); other tensors are read as floats (a compressed tensor the model reads as
+/// floats, such as an embedding a recipe compressed, is dequantized). Checked as strictly as load_llama.
+inline llama_model load_llama_compressed(const std::filesystem::path& config_json, const std::filesystem::path& file,
+                                         const policy_chooser& choose = {}) {
+    const llama_config config = llama_config::from_file(config_json);
+    const io::compressed_model_file f = io::compressed_model_file::open(file);
+    std::map<std::string, std::vector<std::int64_t>, std::less<>> expected;
+    for (auto& [name, shape] : config.tensor_shapes()) expected.emplace(name, shape);
+    for (const std::string& name : f.logical_tensors())
+        if (!expected.count(name) && !ignorable_tensor(config, name))
+            tcomp::detail::throw_error<error>("load_llama_compressed: ", f.origin(), " holds tensor ", name, " (shape ",
+                                              detail::shape_string(f.shape(name)), ") that ", config_json.string(),
+                                              " does not imply");
+    for (const auto& [name, shape] : expected) {
+        if (!f.contains(name))
+            tcomp::detail::throw_error<error>("load_llama_compressed: tensor ", name, " (shape ",
+                                              detail::shape_string(shape), ") is missing from ", f.origin());
+        if (f.shape(name) != shape)
+            tcomp::detail::throw_error<shape_error>("load_llama_compressed: tensor ", name, " in ", f.origin(),
+                                                    " has shape ", detail::shape_string(f.shape(name)), " but ",
+                                                    config_json.string(), " implies ", detail::shape_string(shape));
+    }
+    const weight_source source = [&](const std::string& name, const std::vector<std::int64_t>&) {
+        return f.floats(name);
+    };
+    const linear_builder build = [&](const std::string& prefix, index_t, index_t,
+                                     std::span<const float> bias) -> std::optional<linear> {
+        const std::string tensor = prefix + ".weight";
+        if (!f.is_compressed(tensor)) return std::nullopt;
+        return linear::from_compressed(f.layers().find(tensor)->second.policy, f.compressed(tensor), bias, prefix);
+    };
+    return llama_model(config, source, choose, build);
 }
 
 }  // namespace tcomp::model

@@ -31,6 +31,10 @@ struct policy_entry {
 using w4a8_g32 = policy<quantizer<int_format<4>, symmetric, per_group<32>>, presets::int8_per_token>;
 /// UINT4 per group of 32 with zero points, float activations (W4A16 for K a multiple of 32).
 using w4a16_g32 = policy<quantizer<uint_format<4>, asymmetric, per_group<32>>, float_activations>;
+/// INT4 per output channel with INT8 tokens: W4A8 for a K that no group size divides (MNIST's 784 and 500).
+using w4a8_pc = policy<quantizer<int_format<4>, symmetric, per_channel>, presets::int8_per_token>;
+/// UINT4 per output channel with zero points, float activations (W4A16 for such K).
+using w4a16_pc = policy<quantizer<uint_format<4>, asymmetric, per_channel>, float_activations>;
 
 /// Every policy a model layer can take by name, in the order known_policies() lists them.
 inline constexpr auto policy_table = std::make_tuple(
@@ -38,7 +42,8 @@ inline constexpr auto policy_table = std::make_tuple(
     policy_entry<presets::w4a16>{"w4a16"}, policy_entry<presets::w8a16>{"w8a16"},
     policy_entry<presets::w2a16>{"w2a16"}, policy_entry<presets::w8a8_2of4>{"w8a8_2of4"},
     policy_entry<presets::w4a8_2of4>{"w4a8_2of4"}, policy_entry<presets::w1a1>{"w1a1"},
-    policy_entry<w4a8_g32>{"w4a8_g32"}, policy_entry<w4a16_g32>{"w4a16_g32"});
+    policy_entry<w4a8_g32>{"w4a8_g32"}, policy_entry<w4a16_g32>{"w4a16_g32"}, policy_entry<w4a8_pc>{"w4a8_pc"},
+    policy_entry<w4a16_pc>{"w4a16_pc"});
 
 inline constexpr std::size_t policy_count = std::tuple_size_v<std::remove_cv_t<decltype(policy_table)>>;
 

@@ -1,0 +1,16 @@
+# Runs one tool command for CTest and checks its exit status and output.
+#   cmake -DCOMMAND=<exe|arg|arg...> -DEXPECT_EXIT=<n|nonzero> [-DEXPECT_OUTPUT=<regex>] -P check_tool.cmake
+# Arguments are '|'-separated so that paths with ';' survive. stdout and stderr are matched together.
+string(REPLACE "|" ";" _command "${COMMAND}")
+execute_process(COMMAND ${_command} RESULT_VARIABLE _exit OUTPUT_VARIABLE _out ERROR_VARIABLE _err)
+message("${_out}${_err}")
+if(EXPECT_EXIT STREQUAL "nonzero")
+  if(_exit EQUAL 0)
+    message(FATAL_ERROR "expected a non-zero exit status, got 0")
+  endif()
+elseif(NOT _exit STREQUAL EXPECT_EXIT)
+  message(FATAL_ERROR "expected exit status ${EXPECT_EXIT}, got ${_exit}")
+endif()
+if(DEFINED EXPECT_OUTPUT AND NOT "${_out}${_err}" MATCHES "${EXPECT_OUTPUT}")
+  message(FATAL_ERROR "output does not match '${EXPECT_OUTPUT}'")
+endif()
