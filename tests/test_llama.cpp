@@ -20,9 +20,11 @@
 #include <map>
 #include <numeric>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "tcomp/format/half.hpp"
 #include "tcomp/metrics/metrics.hpp"
 #include "tcomp/model/linear.hpp"
 #include "tcomp/model/llama.hpp"
@@ -509,6 +511,46 @@ TEST_CASE("load_llama: HF checkpoint directories, single and sharded, checked ag
     bad_cfg.erase("hidden_size");
     write_checkpoint(dir, bad_cfg, w, shapes);
     CHECK_THROWS_WITH(load_llama(dir), Catch::Contains("config.json") && Catch::Contains("hidden_size"));
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("load_llama: F16 and BF16 checkpoints load as their exact float values", "[llama]") {
+    // Each weight is rounded to the 16-bit format in the test (tcomp's own encoder) and stored as raw codes;
+    // the loader's widening must give exactly the decoded values, so the F16/BF16 checkpoint computes what an
+    // F32 checkpoint of the rounded weights computes, bit for bit.
+    const llama_config c = tiny_config(false);
+    const tensor_map w = random_weights(c, 31);
+    std::map<std::string, std::vector<std::int64_t>> shapes;
+    for (const auto& [name, shape] : c.tensor_shapes()) shapes[name] = shape;
+    const std::vector<int> tokens = random_tokens(7, int(c.vocab_size), 3);
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("tcomp_test_llama_half_" + std::to_string(std::random_device{}()));
+    auto check = [&](auto format, io::dtype type, const char* label) {
+        using F = decltype(format);
+        INFO(label);
+        tensor_map rounded;
+        io::safetensors_writer writer;
+        for (const auto& [name, data] : w) {
+            std::vector<std::uint16_t> codes(data.size());
+            std::vector<float> values(data.size());
+            for (std::size_t i = 0; i < data.size(); ++i) {
+                codes[i] = static_cast<std::uint16_t>(F::encode(data[i]));
+                values[i] = F::decode(codes[i]);
+            }
+            rounded[name] = values;
+            writer.add(name, type, shapes.at(name), std::as_bytes(std::span<const std::uint16_t>(codes)));
+        }
+        std::filesystem::remove_all(dir);
+        std::filesystem::create_directories(dir);
+        std::ofstream(dir / "config.json") << config_json(c).dump(2);
+        writer.write(dir / "model.safetensors");
+        llama_model from_file = load_llama(dir);
+        llama_model in_memory(c, source_of(rounded));
+        CHECK(from_file.forward(tokens) == in_memory.forward(tokens));
+        CHECK(rounded.at("model.layers.0.mlp.up_proj.weight") != w.at("model.layers.0.mlp.up_proj.weight"));
+    };
+    check(fp16_format{}, io::dtype::f16, "F16");
+    check(bf16_format{}, io::dtype::bf16, "BF16");
     std::filesystem::remove_all(dir);
 }
 
