@@ -1,151 +1,483 @@
-// tcomp demo: compresses one seeded random weight matrix with several policies and prints what each
-// costs (bits per weight, bytes, size against FP16) and what it keeps (weight SQNR, relative error of the
-// weights and of a layer output Y = X * W^T). Runs on the scalar reference kernels.
+// tcomp demo: every recipe on every model, end to end, in one table: model size, quality kept, time taken.
 //
-//   tcomp_demo [--rows N] [--cols K] [--tokens M] [--seed S] [--outliers F]
-#include <tcomp/tcomp.hpp>
+//   tcomp_demo [--models DIR] [--threads N] [--png FILE] [--stories N] [--quick]
+//
+// Models (from DIR, default ../shared/models beside the source tree, when they are there):
+//   stories260K    LLaMA-architecture language model: dev-set perplexity (and a greedy text sample)
+//   mnist_mlp      784-500-10 classifier: accuracy on the 10,000 MNIST test images
+//   taef2_decoder  the real TAEF2 image decoder: PSNR of the decoded dev latents against FP32
+//   diffusion      a seeded text-to-image DiT (no trained weights: a stand-in) whose latents the FP32 TAEF2
+//                  decoder turns into images: latent SQNR against the FP32 pipeline (and PSNR of the image)
+// Without DIR, seeded stand-ins run instead (a random LLaMA, the seeded DiT) so the demo still shows what each
+// recipe costs. Every recipe is a JSON text (model/recipe.hpp), resolved against the model's layer names.
+// The PNG (default tcomp_demo.png) shows the decodes side by side, one column per recipe.
+#include <tcomp/io/png.hpp>
+#include <tcomp/io/safetensors.hpp>
+#include <tcomp/kernel/cpu/dispatch.hpp>
+#include <tcomp/metrics/metrics.hpp>
+#include <tcomp/model/diffusion_pipeline.hpp>
+#include <tcomp/model/llama_loader.hpp>
+#include <tcomp/model/mlp_classifier.hpp>
+#include <tcomp/model/recipe.hpp>
+#include <tcomp/model/taef2_decoder.hpp>
+#include <tcomp/model/tokenizer.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstddef>
 #include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <new>
+#include <optional>
 #include <random>
 #include <string>
-#include <string_view>
+#include <vector>
+
+// Peak activation bytes, measured: every C++ allocation (operator new: std::vector activations, KV caches,
+// kernel scratch) is counted, and the table reports the peak during an evaluation above what was live when it
+// began. Weights (already allocated) do not count; packed weights use aligned_alloc and are not seen anyway.
+namespace heap {
+std::atomic<std::size_t> live{0}, peak{0};
+constexpr std::size_t header = alignof(std::max_align_t);
+void* allocate(std::size_t n) {
+    void* p = std::malloc(n + header);
+    if (!p) throw std::bad_alloc();
+    *static_cast<std::size_t*>(p) = n;
+    const std::size_t now = live.fetch_add(n) + n;
+    for (std::size_t seen = peak.load(); now > seen && !peak.compare_exchange_weak(seen, now);) {
+    }
+    return static_cast<char*>(p) + header;
+}
+void release(void* q) noexcept {
+    if (!q) return;
+    void* p = static_cast<char*>(q) - header;
+    live.fetch_sub(*static_cast<std::size_t*>(p));
+    std::free(p);
+}
+/// Starts a measurement: the peak is reset to what is live now, which is the baseline returned.
+std::size_t start() {
+    const std::size_t base = live.load();
+    peak.store(base);
+    return base;
+}
+}  // namespace heap
+
+void* operator new(std::size_t n) { return heap::allocate(n); }
+void* operator new[](std::size_t n) { return heap::allocate(n); }
+void operator delete(void* p) noexcept { heap::release(p); }
+void operator delete[](void* p) noexcept { heap::release(p); }
+void operator delete(void* p, std::size_t) noexcept { heap::release(p); }
+void operator delete[](void* p, std::size_t) noexcept { heap::release(p); }
 
 namespace {
 
+namespace fs = std::filesystem;
+using namespace tcomp;
+
 struct settings {
-    tcomp::index_t rows = 512;     // N: output channels
-    tcomp::index_t cols = 1024;    // K: reduction axis
-    tcomp::index_t tokens = 8;     // M: activation rows for the output-error column
-    unsigned seed = 2026;
-    double outliers = 0.002;       // fraction of weights scaled x8 (real weights have heavy tails)
+    fs::path models = fs::path(TCOMP_SHARED_DIR) / "models";
+    fs::path png = "tcomp_demo.png";
+    int threads = 2;
+    int stories = 40;   // dev stories for the perplexity
+    bool quick = false; // CTest: fewer stories, one recipe less per model
 };
 
-struct row {
-    std::string name;
-    double bits_per_weight = 0, sqnr_db = 0, weight_error = 0, output_error = 0, milliseconds = 0;
-    std::size_t bytes = 0;
+struct recipe_spec {
+    const char* name;
+    const char* json;
 };
 
-double relative_error(const tcomp::row_major_matrix& a, const tcomp::row_major_matrix& b) {
-    return (a - b).norm() / b.norm();
+struct result {
+    std::string model, recipe, quality;
+    double megabytes = 0, fp16_ratio = 0, seconds = 0, speedup = 0;
+    double activation_mb = 0;  // peak heap above the baseline during the evaluation
+};
+
+double peak_activation_mb(std::size_t baseline) { return double(heap::peak.load() - baseline) / 1e6; }
+
+double now() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-template <class Policy>
-row measure(const char* name, const tcomp::row_major_matrix& w, const tcomp::row_major_matrix& x,
-            const tcomp::row_major_matrix& reference_y, const tcomp::quantize_options& options = {}) {
-    const auto start = std::chrono::steady_clock::now();
-    auto compressed = tcomp::compress<Policy>(tcomp::view_of(w), options);
-    if constexpr (tcomp::compressed_weights<Policy>::calibrated_activations()) compressed.calibrate(tcomp::view_of(x));
-    const auto y = tcomp::matmul(tcomp::view_of(x), compressed, {}, options);
-    const auto stop = std::chrono::steady_clock::now();
-
-    const auto dequantized = tcomp::dequantize(compressed.weights());
-    const tcomp::row_major_matrix w_hat = Eigen::Map<const tcomp::row_major_matrix>(dequantized.data(), w.rows(), w.cols());
-    const tcomp::row_major_matrix y_hat = Eigen::Map<const tcomp::row_major_matrix>(y.data(), x.rows(), w.rows());
-
-    row r;
-    r.name = name;
-    r.bytes = compressed.bytes();
-    r.bits_per_weight = compressed.bits_per_weight();
-    const double noise = (w - w_hat).squaredNorm();
-    r.sqnr_db = noise == 0 ? INFINITY : 10.0 * std::log10(w.squaredNorm() / noise);
-    r.weight_error = relative_error(w_hat, w);
-    r.output_error = relative_error(y_hat, reference_y);
-    r.milliseconds = std::chrono::duration<double, std::milli>(stop - start).count();
-    return r;
+void progress(const std::string& what) {
+    std::printf("  .. %s\n", what.c_str());
+    std::fflush(stdout);
 }
 
-[[noreturn]] void usage(const char* message) {
-    std::fprintf(stderr,
-                 "tcomp_demo: %s\nusage: tcomp_demo [--rows N] [--cols K] [--tokens M] [--seed S] [--outliers F]\n"
-                 "  K must be a multiple of 128 (the group size of the grouped policies)\n",
-                 message);
-    std::exit(2);
-}
-
-settings parse(int argc, char** argv) {
-    settings s;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        if (arg == "--help" || arg == "-h") usage("compress a random matrix with several policies");
-        if (i + 1 >= argc) usage(("missing value after " + std::string(arg)).c_str());
-        char* end = nullptr;
-        const char* value = argv[++i];
-        const double v = std::strtod(value, &end);
-        if (end == value || *end != '\0' || !std::isfinite(v)) usage(("not a number: " + std::string(value)).c_str());
-        if (arg == "--rows") s.rows = static_cast<tcomp::index_t>(v);
-        else if (arg == "--cols") s.cols = static_cast<tcomp::index_t>(v);
-        else if (arg == "--tokens") s.tokens = static_cast<tcomp::index_t>(v);
-        else if (arg == "--seed") s.seed = static_cast<unsigned>(v);
-        else if (arg == "--outliers") s.outliers = v;
-        else usage(("unknown option " + std::string(arg)).c_str());
+/// Fills size, "x smaller than FP16" and "x faster than FP32" from the FP32 row (the first of each model).
+void finish(std::vector<result>& rows, std::size_t first) {
+    const double fp32_mb = rows[first].megabytes, fp32_s = rows[first].seconds;
+    for (std::size_t i = first; i < rows.size(); ++i) {
+        rows[i].fp16_ratio = fp32_mb / 2.0 / rows[i].megabytes;
+        rows[i].speedup = fp32_s / rows[i].seconds;
     }
-    if (s.rows < 4 || s.rows > 16384 || s.tokens < 1 || s.tokens > 4096) usage("rows must be in 4..16384, tokens in 1..4096");
-    if (s.cols < 128 || s.cols > 65536 || s.cols % 128 != 0) usage("cols must be a multiple of 128 in 128..65536");
-    if (s.outliers < 0 || s.outliers > 0.5) usage("outliers must be in [0, 0.5]");
-    return s;
+}
+
+// ------------------------------------------------------------------------------------------------ LLaMA
+const recipe_spec llama_recipes[] = {
+    {"fp32", R"({"default": "fp32"})"},
+    {"w8a8", R"({"default": "w8a8"})"},
+    {"w8a16", R"({"default": "w8a16"})"},
+    // K = 172 (down_proj) takes no group size: 4-bit per channel there.
+    {"w4a16", R"({"default": "w4a16_g32", "layers": [{"match": "*.down_proj", "policy": "w4a16_pc"}]})"},
+    {"w4a8 + w8a8 mix", R"({"description": "4-bit where it is cheap, 8-bit on down_proj and the head",
+        "default": "w4a8_g32", "layers": [{"match": "*.down_proj", "policy": "w8a8"}, {"match": "lm_head", "policy": "w8a8"}]})"},
+};
+
+/// The stand-in's configuration: stories260K's shapes.
+model::llama_config seeded_llama_config() {
+    model::llama_config c;
+    c.hidden_size = 64, c.intermediate_size = 172, c.num_hidden_layers = 5, c.num_attention_heads = 8;
+    c.num_key_value_heads = 4, c.head_dim = 8, c.vocab_size = 512, c.max_position_embeddings = 512;
+    c.tie_word_embeddings = true, c.rms_norm_eps = 1e-5;
+    return c;
+}
+
+/// A seeded random LLaMA (the stand-in when stories260K is absent).
+model::llama_model seeded_llama(const model::policy_chooser& choose) {
+    const model::weight_source source = [](const std::string& name, const std::vector<std::int64_t>& shape) {
+        std::int64_t n = 1;
+        for (auto s : shape) n *= s;
+        std::mt19937 gen(static_cast<unsigned>(std::hash<std::string>{}(name)));
+        const bool norm = name.find("norm") != std::string::npos;
+        std::normal_distribution<float> d(0.0f, 1.0f / std::sqrt(static_cast<float>(shape.back())));
+        std::vector<float> v(static_cast<std::size_t>(n));
+        for (auto& x : v) x = norm ? 1.0f : d(gen);
+        return v;
+    };
+    return model::llama_model(seeded_llama_config(), source, choose);
+}
+
+void run_llama(const settings& s, std::vector<result>& rows, std::vector<std::string>& samples) {
+    const fs::path dir = s.models / "stories260K";
+    const bool real = fs::exists(dir / "config.json");
+    const std::string label = real ? "stories260K" : "llama (stand-in)";
+    std::printf("\n[%s] %s\n", label.c_str(), real ? dir.c_str() : "stories260K not found: random weights");
+    // Evaluation tokens: the dev stories, or seeded token sequences for the stand-in.
+    std::vector<std::vector<int>> stories;
+    if (real) {
+        const auto f = io::safetensors_file::open(dir / "tinystories_dev_tokens.safetensors");
+        const auto tokens = io::to_float(f.tensor("tokens"));
+        const auto offsets = io::to_float(f.tensor("offsets"));
+        for (std::size_t i = 0; i + 1 < offsets.size() && static_cast<int>(stories.size()) < s.stories; ++i)
+            stories.emplace_back(tokens.begin() + static_cast<std::ptrdiff_t>(offsets[i]),
+                                 tokens.begin() + static_cast<std::ptrdiff_t>(offsets[i + 1]));
+    } else {
+        std::mt19937 gen(7);
+        std::uniform_int_distribution<int> tok(3, 511);
+        for (int i = 0; i < std::min(s.stories, 8); ++i) {
+            std::vector<int> t(128);
+            t[0] = 1;
+            for (std::size_t j = 1; j < t.size(); ++j) t[j] = tok(gen);
+            stories.push_back(std::move(t));
+        }
+    }
+    std::optional<model::bpe_tokenizer> tokenizer;
+    if (real) tokenizer = model::bpe_tokenizer::load(dir / "tokenizer.json");
+
+    const std::size_t first = rows.size();
+    std::vector<std::vector<float>> fp32_logits;
+    for (const auto& spec : llama_recipes) {
+        if (s.quick && std::string(spec.name) == "w8a16") continue;
+        progress(label + ": " + spec.name);
+        const auto recipe = model::recipe::parse(spec.json, spec.name);
+        model::llama_config config;
+        if (real) config = model::llama_config::from_file(dir / "config.json");
+        else config = seeded_llama_config();
+        const auto chooser = model::policy_chooser_for(recipe.resolve(model::llama_layer_names(config), spec.name));
+        model::llama_model m = real ? model::load_llama(dir, chooser) : seeded_llama(chooser);
+        m.set_threads(s.threads);
+        // Perplexity: each story predicts tokens 1..n-1 from its prefix, in one forward pass. The activation
+        // peak is measured per forward pass (the logits the demo keeps for the stand-in are not the model's).
+        std::vector<std::vector<float>> all_logits;
+        double activation_mb = 0;
+        const double t0 = now();
+        double nll = 0;
+        std::size_t count = 0;
+        for (const auto& story : stories) {
+            m.reset();
+            const std::size_t base = heap::start();
+            std::vector<float> logits = m.forward(story);
+            activation_mb = std::max(activation_mb, peak_activation_mb(base));
+            const auto v = static_cast<std::size_t>(config.vocab_size);
+            for (std::size_t i = 0; i + 1 < story.size(); ++i) {
+                nll += metrics::token_nll(std::span<const float>(logits.data() + i * v, v), story[i + 1]);
+                ++count;
+            }
+            if (!real) all_logits.push_back(std::move(logits));
+        }
+        const double seconds = now() - t0;
+        result r{label, spec.name, "", double(m.weight_bytes()) / 1e6, 0, seconds, 0, activation_mb};
+        char q[96];
+        if (real) {
+            std::snprintf(q, sizeof q, "perplexity %.4f", std::exp(nll / double(count)));
+        } else {
+            // No trained model, so no meaningful perplexity: agreement with FP32's next-token choice.
+            if (fp32_logits.empty()) fp32_logits = all_logits;
+            double agree = 0;
+            std::size_t n = 0;
+            for (std::size_t i = 0; i < all_logits.size(); ++i) {
+                const auto rows_i = static_cast<index_t>(all_logits[i].size() / 512);
+                agree += metrics::top1_agreement(matrix_view<const float>(fp32_logits[i].data(), rows_i, 512),
+                                                 matrix_view<const float>(all_logits[i].data(), rows_i, 512)) * rows_i;
+                n += static_cast<std::size_t>(rows_i);
+            }
+            std::snprintf(q, sizeof q, "top-1 vs FP32 %.3f", agree / double(n));
+        }
+        r.quality = q;
+        rows.push_back(r);
+        if (tokenizer) {
+            m.reset();
+            samples.push_back(std::string(spec.name) + ": " + tokenizer->decode(m.generate_greedy(tokenizer->bos(), 30)));
+        }
+    }
+    finish(rows, first);
+}
+
+// ------------------------------------------------------------------------------------------------ MNIST
+const recipe_spec mnist_recipes[] = {
+    {"fp32", R"({"default": "fp32"})"},
+    {"w8a8", R"({"default": "w8a8"})"},
+    {"w8a16", R"({"default": "w8a16"})"},
+    // K = 784 and 500 take no group size: 4-bit per channel.
+    {"w4a16", R"({"default": "w4a16_pc"})"},
+    {"w4a8", R"({"default": "w4a8_pc"})"},
+};
+
+void run_mnist(const settings& s, std::vector<result>& rows) {
+    const fs::path dir = s.models / "mnist_mlp";
+    if (!fs::exists(dir / "model.safetensors")) {
+        std::printf("\n[mnist_mlp] %s not found: skipped (no stand-in: accuracy needs the trained model)\n",
+                    dir.c_str());
+        return;
+    }
+    std::printf("\n[mnist_mlp] %s\n", dir.c_str());
+    const auto test = io::safetensors_file::open(dir / "test_set.safetensors");
+    std::vector<float> images = io::to_float(test.tensor("images"));
+    for (auto& v : images) v /= 255.0f;
+    const std::vector<float> label_f = io::to_float(test.tensor("labels"));
+    std::vector<int> labels(label_f.begin(), label_f.end());
+    const auto n = static_cast<index_t>(labels.size());
+    const std::size_t first = rows.size();
+    for (const auto& spec : mnist_recipes) {
+        if (s.quick && std::string(spec.name) == "w8a16") continue;
+        progress(std::string("mnist_mlp: ") + spec.name);
+        auto m = model::mlp_classifier::load(dir / "model.safetensors", model::recipe::parse(spec.json, spec.name));
+        m.set_threads(s.threads);
+        const std::size_t base = heap::start();
+        const double t0 = now();
+        const std::vector<int> predicted = m.predict(matrix_view<const float>(images.data(), n, 784));
+        const double seconds = now() - t0;
+        char q[64];
+        std::snprintf(q, sizeof q, "accuracy %.2f%%", 100.0 * metrics::accuracy(predicted, labels));
+        rows.push_back({"mnist_mlp", spec.name, q, double(m.weight_bytes()) / 1e6, 0, seconds, 0, peak_activation_mb(base)});
+    }
+    finish(rows, first);
+}
+
+// ------------------------------------------------------------------------------------------------ images
+const recipe_spec image_recipes[] = {
+    {"fp32", R"({"default": "fp32"})"},
+    {"w8a8", R"({"default": "w8a8"})"},
+    {"w4a16", R"({"default": "w4a16_g32"})"},
+    {"w4a8", R"({"default": "w4a8_g32"})"},
+    {"w4a8 + w8a8 mix", R"({"description": "4-bit inside, 8-bit on the first and last convs and the 1x1 pools",
+        "default": "w4a8_g32", "layers": [{"match": "1", "policy": "w8a8"}, {"match": "19", "policy": "w8a8"},
+        {"match": "*.pool.*", "policy": "w8a8"}]})"},
+};
+
+const recipe_spec diffusion_recipes[] = {
+    {"fp32", R"({"default": "fp32"})"},
+    {"w8a8", R"({"default": "w8a8"})"},
+    {"w4a16", R"({"default": "w4a16_g32"})"},
+    {"w4a8", R"({"default": "w4a8_g32"})"},
+    {"w4a8 + w8a8 mix", R"({"description": "4-bit blocks; 8-bit text encoder, embedders and final layer",
+        "default": "w4a8_g32", "layers": [{"match": "text.*", "policy": "w8a8"}, {"match": "dit.*embedder*", "policy": "w8a8"},
+        {"match": "dit.final.*", "policy": "w8a8"}]})"},
+};
+
+/// One 256x256 tile of the PNG: image `index` of a batch x 3 x H x W float tensor in [0, 1].
+struct tile {
+    std::vector<std::uint8_t> rgb;
+    index_t h = 0, w = 0;
+};
+
+tile to_tile(const std::vector<float>& chw, index_t index, index_t h, index_t w) {
+    tile t{std::vector<std::uint8_t>(static_cast<std::size_t>(h * w * 3)), h, w};
+    const float* img = chw.data() + index * 3 * h * w;
+    for (index_t y = 0; y < h; ++y)
+        for (index_t x = 0; x < w; ++x)
+            for (index_t c = 0; c < 3; ++c) {
+                const float v = std::clamp(img[(c * h + y) * w + x], 0.0f, 1.0f);
+                t.rgb[static_cast<std::size_t>((y * w + x) * 3 + c)] = static_cast<std::uint8_t>(std::lround(v * 255.0f));
+            }
+    return t;
+}
+
+void run_images(const settings& s, std::vector<result>& rows, std::vector<std::vector<tile>>& png_rows) {
+    const fs::path dir = s.models / "taef2_decoder";
+    const bool have_decoder = fs::exists(dir / "config.json");
+
+    // The seeded diffusion pipeline (a stand-in: no trained weights), shown through the FP32 decoder if present.
+    model::diffusion_config dc;
+    const std::vector<std::string> prompts = {"a red ball in the park"};
+    std::vector<float> fp32_latents;
+    std::optional<model::taef2_decoder> fp32_decoder;
+    std::vector<tile> generated;
+    if (have_decoder) {
+        fp32_decoder.emplace(model::taef2_decoder::load(dir));
+        fp32_decoder->set_threads(s.threads);
+    }
+    std::printf("\n[diffusion] seeded text encoder + DiT (stand-in weights), DDIM %d steps%s\n", dc.steps,
+                have_decoder ? ", decoded by the FP32 TAEF2 decoder" : "; no TAEF2 decoder: latents only");
+    std::size_t first = rows.size();
+    std::vector<float> fp32_image;
+    for (const auto& spec : diffusion_recipes) {
+        if (s.quick && std::string(spec.name) == "w4a16") continue;
+        progress(std::string("diffusion: ") + spec.name);
+        const auto recipe = model::recipe::parse(spec.json, spec.name);
+        model::layer_policy_map policies;
+        policies.layers = recipe.resolve(model::diffusion_pipeline::layer_names(dc), spec.name);
+        const model::diffusion_pipeline pipe(dc, policies);
+        const std::size_t base = heap::start();
+        const double t0 = now();
+        const model::latent_tensor lat = pipe.generate(prompts, 2026, s.threads);
+        const double seconds = now() - t0;
+        const double activation_mb = peak_activation_mb(base);
+        if (fp32_latents.empty()) fp32_latents = lat.data;
+        char q[128];
+        const int len = lat.data == fp32_latents
+                            ? std::snprintf(q, sizeof q, "latent SQNR inf dB")
+                            : std::snprintf(q, sizeof q, "latent SQNR %.1f dB", metrics::sqnr_db(fp32_latents, lat.data));
+        if (fp32_decoder) {
+            const std::vector<float> image = fp32_decoder->decode(lat.data, lat.batch, lat.height, lat.width);
+            if (fp32_image.empty()) fp32_image = image;
+            else std::snprintf(q + len, sizeof q - static_cast<std::size_t>(len), ", image PSNR %.1f dB",
+                               metrics::psnr_db(fp32_image, image));
+            generated.push_back(to_tile(image, 0, lat.height * 8, lat.width * 8));
+        }
+        rows.push_back({"diffusion (stand-in)", spec.name, q, double(pipe.linear_weight_bytes()) / 1e6, 0, seconds, 0,
+                        activation_mb});
+    }
+    finish(rows, first);
+
+    if (!have_decoder) {
+        std::printf("\n[taef2_decoder] %s not found: skipped\n", dir.c_str());
+        return;
+    }
+    std::printf("\n[taef2_decoder] %s\n", dir.c_str());
+    const auto lf = io::safetensors_file::open(dir / "taef2_dev_latents.safetensors");
+    const io::tensor_view& lt = lf.tensor("latents");
+    const index_t batch = s.quick ? 1 : lt.shape[0], h = lt.shape[2], w = lt.shape[3];
+    std::vector<float> latents = io::to_float(lt);
+    latents.resize(static_cast<std::size_t>(batch * lt.shape[1] * h * w));
+    std::vector<float> reference = io::to_float(lf.tensor("fp32_decoded"));
+    reference.resize(static_cast<std::size_t>(batch * 3 * 8 * h * 8 * w));
+    std::vector<tile> decoded;
+    first = rows.size();
+    for (const auto& spec : image_recipes) {
+        if (s.quick && std::string(spec.name) == "w4a16") continue;
+        progress(std::string("taef2_decoder: ") + spec.name);
+        std::vector<std::string> names;
+        for (const auto* c : fp32_decoder->convs()) names.push_back(c->name);
+        const auto recipe = model::recipe::parse(spec.json, spec.name);
+        model::taef2_decoder dec = model::taef2_decoder::load(dir, recipe.resolve(names, spec.name));
+        dec.set_threads(s.threads);
+        const std::size_t base = heap::start();
+        const double t0 = now();
+        const std::vector<float> out = dec.decode(latents, batch, h, w);
+        const double seconds = now() - t0;
+        const double activation_mb = peak_activation_mb(base);
+        char q[96];
+        std::snprintf(q, sizeof q, "PSNR %.1f dB, SSIM %.4f", metrics::psnr_db(reference, out),
+                      metrics::ssim(reference, out, batch * 3, 8 * h, 8 * w));
+        rows.push_back({"taef2_decoder", spec.name, q, double(dec.weight_bytes()) / 1e6, 0, seconds, 0, activation_mb});
+        decoded.push_back(to_tile(out, 0, 8 * h, 8 * w));
+    }
+    finish(rows, first);
+    png_rows.push_back(std::move(decoded));
+    if (!generated.empty()) png_rows.push_back(std::move(generated));
+}
+
+void write_png(const fs::path& path, const std::vector<std::vector<tile>>& png_rows) {
+    if (png_rows.empty()) return;
+    const index_t th = png_rows[0][0].h, tw = png_rows[0][0].w, gap = 4;
+    std::size_t cols = 0;
+    for (const auto& r : png_rows) cols = std::max(cols, r.size());
+    const index_t width = static_cast<index_t>(cols) * (tw + gap) - gap;
+    const index_t height = static_cast<index_t>(png_rows.size()) * (th + gap) - gap;
+    std::vector<std::uint8_t> rgb(static_cast<std::size_t>(width * height * 3), 255);
+    for (std::size_t r = 0; r < png_rows.size(); ++r)
+        for (std::size_t c = 0; c < png_rows[r].size(); ++c)
+            for (index_t y = 0; y < th; ++y)
+                std::copy_n(png_rows[r][c].rgb.data() + y * tw * 3, tw * 3,
+                            rgb.data() + ((static_cast<index_t>(r) * (th + gap) + y) * width +
+                                          static_cast<index_t>(c) * (tw + gap)) * 3);
+    io::write_png_rgb8(path, rgb, static_cast<std::size_t>(width), static_cast<std::size_t>(height));
+    std::printf("\nwrote %s: one column per image recipe (row 1: TAEF2 decodes of dev latent 0; row 2: the seeded "
+                "pipeline's image, FP32 decoder)\n", path.c_str());
+}
+
+int usage(const char* why) {
+    std::fprintf(stderr, "tcomp_demo: %s\nusage: tcomp_demo [--models DIR] [--threads N] [--png FILE] [--stories N] [--quick]\n", why);
+    return 2;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    using namespace tcomp;
-    const settings s = parse(argc, argv);
+    settings s;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
+        if (a == "--quick") s.quick = true, s.stories = 8;
+        else if (a == "--models" || a == "--png" || a == "--threads" || a == "--stories") {
+            const char* v = value();
+            if (!v) return usage((a + " needs a value").c_str());
+            if (a == "--models") s.models = v;
+            else if (a == "--png") s.png = v;
+            else {
+                char* end = nullptr;
+                const long n = std::strtol(v, &end, 10);
+                if (*end != '\0' || n < 1 || n > 1024) return usage((a + " must be an integer in 1..1024").c_str());
+                (a == "--threads" ? s.threads : s.stories) = static_cast<int>(n);
+            }
+        } else {
+            return usage(("unknown argument " + a).c_str());
+        }
+    }
+    try {
+        std::printf("tcomp demo: CPU path %s, %d threads, models from %s\n",
+                    std::string(cpu::to_string(cpu::active_path())).c_str(), s.threads, s.models.c_str());
+        const double t0 = now();
+        std::vector<result> rows;
+        std::vector<std::string> samples;
+        std::vector<std::vector<tile>> png_rows;
+        run_llama(s, rows, samples);
+        run_mnist(s, rows);
+        run_images(s, rows, png_rows);
 
-    std::mt19937 rng(s.seed);
-    std::normal_distribution<float> normal(0.0f, 0.02f);
-    std::bernoulli_distribution outlier(s.outliers);
-    row_major_matrix w(s.rows, s.cols), x(s.tokens, s.cols);
-    for (Eigen::Index i = 0; i < w.size(); ++i) w.data()[i] = normal(rng) * (outlier(rng) ? 8.0f : 1.0f);
-    std::normal_distribution<float> activation(0.0f, 1.0f);
-    for (Eigen::Index i = 0; i < x.size(); ++i) x.data()[i] = activation(rng);
-    const row_major_matrix reference_y = x * w.transpose();
-
-    std::printf("tcomp %d.%d.%d demo: W is %td x %td (seed %u, %.1f%% outliers x8), X is %td x %td; scalar reference kernels\n\n",
-                TCOMP_VERSION_MAJOR, TCOMP_VERSION_MINOR, TCOMP_VERSION_PATCH, s.rows, s.cols, s.seed,
-                100.0 * s.outliers, s.tokens, s.cols);
-
-    quantize_options stochastic_options;
-    stochastic_options.seed = s.seed;
-    using int4_g128_stochastic = quantizer<int_format<4>, per_group<128>, stochastic>;
-    using int4_g128_clip = quantizer<int_format<4>, per_group<128>, mse_clip_search<20>>;
-
-    const row rows[] = {
-        measure<policy<quantizer<fp16_format, unit_scale>>>("FP16 storage", w, x, reference_y),
-        measure<policy<quantizer<bf16_format, unit_scale>>>("BF16 storage", w, x, reference_y),
-        measure<presets::w8a8>("W8A8 (int8/ch, int8/token)", w, x, reference_y),
-        measure<presets::w8a8_static>("W8A8 static activations", w, x, reference_y),
-        measure<policy<quantizer<fp8_e4m3, per_channel>, quantizer<fp8_e4m3, per_token>>>("FP8 e4m3 W and A", w, x,
-                                                                                            reference_y),
-        measure<policy<quantizer<fixed_point_format<1, 6>, per_group<32>, e8m0_scale>>>("MXINT8 (A16)", w, x, reference_y),
-        measure<policy<quantizer<fp8_e4m3, per_group<32>, e8m0_scale>>>("MXFP8 e4m3 (A16)", w, x, reference_y),
-        measure<policy<quantizer<fp6_e2m3, per_group<32>, e8m0_scale>>>("MXFP6 e2m3 (A16)", w, x, reference_y),
-        measure<policy<quantizer<fp4_e2m1, per_group<32>, e8m0_scale>>>("MXFP4 (A16)", w, x, reference_y),
-        measure<presets::w4a8>("W4A8 (int4 g128, int8/token)", w, x, reference_y),
-        measure<presets::w4a16>("W4A16 (uint4 g128 + zero)", w, x, reference_y),
-        measure<policy<int4_g128_clip>>("W4A16 int4 g128 clip search", w, x, reference_y),
-        measure<policy<int4_g128_stochastic>>("W4A16 int4 g128 stochastic", w, x, reference_y, stochastic_options),
-        measure<policy<quantizer<int_format<4>, per_group<32>, shiftable_scale<2>>>>("W4 shiftable g32 (2-bit shift)", w,
-                                                                                     x, reference_y),
-        measure<presets::w4a8_2of4>("W4A8 + 2:4 sparsity", w, x, reference_y),
-        measure<presets::w8a8_2of4>("W8A8 + 2:4 sparsity", w, x, reference_y),
-        measure<presets::w2a16>("W2A16 (uint2 g64 + zero)", w, x, reference_y),
-        measure<policy<presets::ternary_per_channel>>("Ternary/ch (A16)", w, x, reference_y),
-        measure<presets::w1a1>("W1A1 (binary W and A)", w, x, reference_y),
-    };
-
-    const double fp16_bytes = 2.0 * static_cast<double>(s.rows * s.cols);
-    std::printf("%-32s %8s %10s %8s %9s %9s %9s %9s\n", "policy", "bits/w", "bytes", "x<FP16", "SQNR dB", "W relerr",
-                "Y relerr", "ms");
-    std::printf("%.*s\n", 102, "------------------------------------------------------------------------------------------------------------");
-    for (const row& r : rows)
-        std::printf("%-32s %8.3f %10zu %8.2f %9.2f %9.4f %9.4f %9.1f\n", r.name.c_str(), r.bits_per_weight, r.bytes,
-                    fp16_bytes / static_cast<double>(r.bytes), r.sqnr_db, r.weight_error, r.output_error, r.milliseconds);
-    std::printf("\nbits/w and bytes count everything stored (codes, scales, zero points, sparsity metadata).\n"
-                "SQNR and W relerr compare the dequantized weights with W (pruning included); Y relerr compares\n"
-                "X * W^T under the policy (activations quantized as it says) with the float product.\n");
+        std::printf("\n%-21s %-16s %8s %8s  %-42s %10s %8s %9s\n", "model", "recipe", "MB", "vs FP16", "quality",
+                    "latency", "vs FP32", "act. MB");
+        for (const result& r : rows)
+            std::printf("%-21s %-16s %8.3f %7.2fx  %-42s %8.1fms %7.2fx %9.2f\n", r.model.c_str(), r.recipe.c_str(),
+                        r.megabytes, r.fp16_ratio, r.quality.c_str(), 1e3 * r.seconds, r.speedup, r.activation_mb);
+        if (!samples.empty()) {
+            std::printf("\ngreedy text from BOS (30 tokens) per recipe:\n");
+            for (const auto& t : samples) std::printf("  %s\n", t.c_str());
+        }
+        write_png(s.png, png_rows);
+        std::printf("\nMB: weights as the kernels read them (codes, scales, zero points; float norms and embeddings "
+                    "included for the LLaMA). latency: the whole evaluation, wall time, %d threads. act. MB: peak heap "
+                    "(operator new) above the baseline during the evaluation: activations, KV cache, kernel scratch.\n"
+                    "total %.1f s\n", s.threads, now() - t0);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "tcomp_demo: %s\n", e.what());
+        return 1;
+    }
     return 0;
 }
