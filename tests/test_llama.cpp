@@ -700,8 +700,6 @@ TEST_CASE("stories260K compressed: W8A8 tight, W4A8 looser, policies that cannot
     const llama_config c = llama_config::from_file(stories_dir / "config.json");
     const dev_set d = load_dev_set();
     llama_model fp32 = load_llama(stories_dir);
-    std::vector<std::vector<float>> ref;
-    const eval_result base = evaluate(fp32, d, &ref, nullptr);
 
     // Group-128 formats cannot take K = 64 (q/k/v/o, gate/up, head) or K = 172 (down): the library's error,
     // with the tensor name, never a silent fallback.
@@ -736,6 +734,14 @@ TEST_CASE("stories260K compressed: W8A8 tight, W4A8 looser, policies that cannot
         {"w4a16_g32 (down_proj fp32)", where_fits("w4a16_g32", 32), 1.15, 0.11},
         {"w8a8_2of4 (all layers + head)", [](const std::string&) { return std::string("w8a8_2of4"); }, 60.0, 5.0},
     };
+#ifndef NDEBUG
+    // Debug builds (the ASan stage) run every kernel at -O0: seven dev-set evaluations take minutes there. The
+    // errors above ran; the quality bounds run in the optimized (dev) stage.
+    WARN("SKIPPED in this unoptimized build: the per-policy perplexity bounds (they run in optimized builds)");
+    return;
+#endif
+    std::vector<std::vector<float>> ref;
+    const eval_result base = evaluate(fp32, d, &ref, nullptr);
     std::printf("stories260K dev set: FP32 perplexity %.6f, %zu weight bytes\n", base.perplexity, fp32.weight_bytes());
     for (const run& r : runs) {
         llama_model m = load_llama(stories_dir, r.choose);
