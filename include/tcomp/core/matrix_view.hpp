@@ -112,6 +112,7 @@ inline bool all_finite(const float* p, index_t n) {
 /// Rejects NaN/Inf with an error naming the first bad element: silent garbage is worse than a stop.
 template <class T>
 void require_finite(matrix_view<const T> m, const char* where, const char* what) {
+    if (m.cols() == 0) return;  // (m(r, 0) would bind a reference past an empty view's data)
     for (index_t r = 0; r < m.rows(); ++r) {
         if constexpr (std::is_same_v<std::remove_const_t<T>, float>)
             if (all_finite(&m(r, 0), m.cols())) continue;

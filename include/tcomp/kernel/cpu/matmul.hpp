@@ -297,7 +297,7 @@ void matmul_bf16(matrix_view<const std::uint16_t> x, const cpu::packed_weights<P
                                                 "x", w.rows());
     if (!bias.empty() && static_cast<index_t>(bias.size()) != w.rows())
         tcomp::detail::throw_error<shape_error>("matmul_bf16: bias has ", bias.size(), " entries, expected ", w.rows());
-    for (index_t r = 0; r < x.rows(); ++r) {
+    for (index_t r = 0; x.cols() > 0 && r < x.rows(); ++r) {
         if (cpu::detail::all_finite_bf16(&x(r, 0), x.cols())) continue;
         for (index_t c = 0; c < x.cols(); ++c)
             if ((x(r, c) & 0x7F80u) == 0x7F80u)
