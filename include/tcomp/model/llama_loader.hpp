@@ -20,18 +20,6 @@
 #include "tcomp/model/llama_config.hpp"
 
 namespace tcomp::model {
-namespace detail {
-
-inline std::string shape_string(const std::vector<std::int64_t>& shape) {
-    std::ostringstream out;
-    out << "[";
-    for (std::size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
-    out << "]";
-    return out.str();
-}
-
-}  // namespace detail
-
 /// True for tensors a checkpoint may carry that the model does not read: the rotary inv_freq buffers older
 /// exports saved, and lm_head.weight when the head is tied (transformers ties it to the embeddings then).
 inline bool ignorable_tensor(const llama_config& c, std::string_view name) {
@@ -51,19 +39,19 @@ inline llama_model load_llama(const std::filesystem::path& dir, const policy_cho
     for (const io::tensor_view& t : files.tensors())
         if (!expected.count(t.name) && !ignorable_tensor(config, t.name))
             tcomp::detail::throw_error<error>("load_llama: ", files.origin(), " holds tensor ", t.name, " (shape ",
-                                              detail::shape_string(t.shape),
+                                              tcomp::detail::st_shape_string(t.shape),
                                               ") that config.json does not imply (another layer count, MoE or "
                                               "bias setting?)");
     for (const auto& [name, shape] : expected) {
         if (!files.contains(name))
-            tcomp::detail::throw_error<error>("load_llama: tensor ", name, " (shape ", detail::shape_string(shape),
+            tcomp::detail::throw_error<error>("load_llama: tensor ", name, " (shape ", tcomp::detail::st_shape_string(shape),
                                               " from config.json) is missing from ", files.origin());
         const io::tensor_view& t = files.tensor(name);
         if (t.shape != shape)
             tcomp::detail::throw_error<shape_error>("load_llama: tensor ", name, " in ",
                                                     files.shard_of(name).origin(), " has shape ",
-                                                    detail::shape_string(t.shape), " but config.json implies ",
-                                                    detail::shape_string(shape));
+                                                    tcomp::detail::st_shape_string(t.shape), " but config.json implies ",
+                                                    tcomp::detail::st_shape_string(shape));
     }
     // Shapes are all checked above, so a half-built model never holds a wrongly shaped tensor.
     const weight_source source = [&](const std::string& name, const std::vector<std::int64_t>&) {
@@ -86,16 +74,16 @@ inline llama_model load_llama_compressed(const std::filesystem::path& config_jso
     for (const std::string& name : f.logical_tensors())
         if (!expected.count(name) && !ignorable_tensor(config, name))
             tcomp::detail::throw_error<error>("load_llama_compressed: ", f.origin(), " holds tensor ", name, " (shape ",
-                                              detail::shape_string(f.shape(name)), ") that ", config_json.string(),
+                                              tcomp::detail::st_shape_string(f.shape(name)), ") that ", config_json.string(),
                                               " does not imply");
     for (const auto& [name, shape] : expected) {
         if (!f.contains(name))
             tcomp::detail::throw_error<error>("load_llama_compressed: tensor ", name, " (shape ",
-                                              detail::shape_string(shape), ") is missing from ", f.origin());
+                                              tcomp::detail::st_shape_string(shape), ") is missing from ", f.origin());
         if (f.shape(name) != shape)
             tcomp::detail::throw_error<shape_error>("load_llama_compressed: tensor ", name, " in ", f.origin(),
-                                                    " has shape ", detail::shape_string(f.shape(name)), " but ",
-                                                    config_json.string(), " implies ", detail::shape_string(shape));
+                                                    " has shape ", tcomp::detail::st_shape_string(f.shape(name)), " but ",
+                                                    config_json.string(), " implies ", tcomp::detail::st_shape_string(shape));
     }
     const weight_source source = [&](const std::string& name, const std::vector<std::int64_t>&) {
         return f.floats(name);

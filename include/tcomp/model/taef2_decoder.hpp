@@ -219,18 +219,6 @@ using taef2_weights = std::map<std::string, taef2_tensor, std::less<>>;
 /// Conv layer name -> policy name (policy_registry.hpp); layers not listed take the default policy.
 using taef2_policy_map = std::map<std::string, std::string, std::less<>>;
 
-namespace detail {
-
-inline std::string taef2_shape(const std::vector<std::int64_t>& shape) {
-    std::ostringstream out;
-    out << "[";
-    for (std::size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
-    out << "]";
-    return out.str();
-}
-
-}  // namespace detail
-
 class taef2_decoder {
 public:
     /// Builds the network of `config` from `weights` (see the file comment for what is checked); `origin`
@@ -254,7 +242,7 @@ public:
         for (const auto& [name, tensor] : weights)
             if (!b.used.count(name))
                 tcomp::detail::throw_error<error>("taef2_decoder: ", b.origin, " holds tensor ", name, " (shape ",
-                                                  detail::taef2_shape(tensor.shape),
+                                                  tcomp::detail::st_shape_string(tensor.shape),
                                                   ") that the config's layer sequence does not use");
     }
 
@@ -378,18 +366,18 @@ private:
             }();
             if (static_cast<std::int64_t>(t->data.size()) != expected)
                 tcomp::detail::throw_error<shape_error>("taef2_decoder: tensor ", name, " has ", t->data.size(),
-                                                        " values for shape ", detail::taef2_shape(t->shape));
+                                                        " values for shape ", tcomp::detail::st_shape_string(t->shape));
             used.insert(name);
             return *t;
         }
         /// The tensor with exactly `shape`.
         const taef2_tensor& take(const std::string& name, const std::vector<std::int64_t>& shape,
                                  const std::string& why) {
-            const taef2_tensor& t = take(name, "shape " + detail::taef2_shape(shape) + " implied by " + why);
+            const taef2_tensor& t = take(name, "shape " + tcomp::detail::st_shape_string(shape) + " implied by " + why);
             if (t.shape != shape)
                 tcomp::detail::throw_error<shape_error>("taef2_decoder: tensor ", name, " in ", origin, " has shape ",
-                                                        detail::taef2_shape(t.shape), " but ", why, " implies ",
-                                                        detail::taef2_shape(shape));
+                                                        tcomp::detail::st_shape_string(t.shape), " but ", why, " implies ",
+                                                        tcomp::detail::st_shape_string(shape));
             return t;
         }
         std::string policy_of(const std::string& layer) const {
@@ -414,7 +402,7 @@ private:
                 if (w.shape.size() != 4 || w.shape[1] != c || w.shape[2] != w.shape[3] || w.shape[0] <= 0 ||
                     w.shape[2] <= 0)
                     tcomp::detail::throw_error<shape_error>("taef2_decoder: tensor ", wname, " in ", b.origin,
-                                                            " has shape ", detail::taef2_shape(w.shape), " but ",
+                                                            " has shape ", tcomp::detail::st_shape_string(w.shape), " but ",
                                                             where, " implies [Cout, ", c,
                                                             ", k, k] (a square conv on ", c, " channels)");
                 std::span<const float> bias;
@@ -463,7 +451,7 @@ private:
             const std::int64_t hidden = p->shape.size() == 4 ? p->shape[0] : 0;
             if (hidden <= 0 || hidden % config_.groupnorm_groups != 0)
                 tcomp::detail::throw_error<shape_error>("taef2_decoder: tensor ", pool0, " has shape ",
-                                                        detail::taef2_shape(p->shape), "; ", why,
+                                                        tcomp::detail::st_shape_string(p->shape), "; ", why,
                                                         " implies [hidden, ", c, ", 1, 1] with hidden a multiple of ",
                                                         config_.groupnorm_groups, " groups");
             k.has_pool = true;
