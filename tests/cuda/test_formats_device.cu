@@ -2,8 +2,7 @@
 // a kernel decodes every code of every format and encodes a fixed set of floats (specials, subnormals, ties,
 // random bit patterns); the results must equal the host's bit for bit.
 //
-// Standalone program (own main, no Catch2). Exit status: 0 all formats match, 1 a mismatch or CUDA error,
-// 77 no usable CUDA device (CTest's SKIP_RETURN_CODE).
+// Part of tcomp_cuda_tests (tests/cuda/main.cu runs it when a device is present).
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -13,11 +12,11 @@
 #include <limits>
 #include <vector>
 
+#include "cuda_tests.hpp"
 #include "tcomp/format/formats.hpp"
 
 namespace {
 
-constexpr int exit_skipped = 77;
 constexpr int max_codes = 1 << 16;
 
 std::uint32_t host_bits(float x) {
@@ -139,15 +138,8 @@ std::vector<float> make_inputs() {
 
 }  // namespace
 
-int main() {
-    int devices = 0;
-    const cudaError_t err = cudaGetDeviceCount(&devices);
-    if (err != cudaSuccess || devices == 0) {
-        std::printf("SKIPPED: no CUDA device (GPU test of format decode/encode)\n");
-        if (err != cudaSuccess) std::printf("  (cudaGetDeviceCount: %s)\n", cudaGetErrorString(err));
-        return exit_skipped;
-    }
-
+/// Every format's decode of every code and encode of the fixed inputs, device vs host.
+bool test_formats_on_device() {
     const std::vector<float> inputs = make_inputs();
     device_buffers dev;
     dev.n_inputs = static_cast<int>(inputs.size());
@@ -156,7 +148,7 @@ int main() {
         !cuda_ok(cudaMalloc(&dev.decoded, static_cast<std::size_t>(max_codes) * sizeof(std::uint32_t)), "cudaMalloc") ||
         !cuda_ok(cudaMemcpy(dev.inputs, inputs.data(), inputs.size() * sizeof(float), cudaMemcpyHostToDevice),
                  "copy inputs"))
-        return 1;
+        return false;
 
     using namespace tcomp;
     bool ok = true;
@@ -179,5 +171,5 @@ int main() {
     cudaFree(dev.encoded);
     cudaFree(dev.decoded);
     std::printf("%s\n", ok ? "formats on device: all bit-exact" : "formats on device: MISMATCH");
-    return ok ? 0 : 1;
+    return ok;
 }

@@ -43,10 +43,11 @@ scale_grid grid_for(index_t rows, index_t cols, bool shared_rows, const char* wh
     using G = typename Q::granularity;
     scale_grid grid;
     grid.group_size = G::group_size > 0 ? G::group_size : std::max<index_t>(cols, 1);
-    if (G::group_size > 0 && cols % G::group_size != 0)
-        throw_error<shape_error>(where, ": K = ", cols, " is not a multiple of the group size ", G::group_size,
-                                 " (per_group<", G::group_size,
-                                 ">); tcomp never pads or changes format silently: choose a group size that divides K");
+    if constexpr (G::group_size > 0)  // constexpr: no `% 0` for nvcc to warn about in the whole-row case
+        if (cols % G::group_size != 0)
+            throw_error<shape_error>(where, ": K = ", cols, " is not a multiple of the group size ", G::group_size,
+                                     " (per_group<", G::group_size,
+                                     ">); tcomp never pads or changes format silently: choose a group size that divides K");
     grid.cols = cols / grid.group_size;
     grid.rows = (G::per_row && !shared_rows) ? rows : 1;
     return grid;

@@ -1,0 +1,217 @@
+// The CUDA front door: Y = X * W^T + bias on the GPU, the same policy types as the CPU:
+//
+//   auto w = tcomp::compress<tcomp::presets::w4a16>(weights);      // host, once
+//   tcomp::cuda::device_weights<tcomp::presets::w4a16> dw(w);       // packed + uploaded, once
+//   tcomp::cuda::workspace ws;                                      // reused across calls
+//   tcomp::cuda::matmul(x, m, dw, y, bias, ws, stream);             // x: __half* / __nv_bfloat16* (device)
+//
+// The policy picks the kernel (cuda::kernel_for, a compile error for compositions without one); shapes the
+// kernel cannot take are a shape_error before anything is launched, never a silent change of format.
+// W8A8 / W4A8 / 2:4 quantize X per token on the device first (quantize_activations.cuh); with
+// options.check_finite (the default) a NaN/Inf in X is a value_error naming the row, at the cost of one
+// 4-byte copy and a stream synchronisation; without it the row's outputs are NaN.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <type_traits>
+
+#include "tcomp/kernel/cuda/gemm_dense.cuh"
+#include "tcomp/kernel/cuda/gemm_sparse.cuh"
+#include "tcomp/kernel/cuda/launch_plan.hpp"
+#include "tcomp/kernel/cuda/quantize_activations.cuh"
+#include "tcomp/kernel/cuda/runtime.cuh"
+#include "tcomp/kernel/cuda/weight_image.hpp"
+
+namespace tcomp::cuda {
+
+/// Compressed weights resident on the device, in the weight_image layout.
+template <class Policy>
+class device_weights {
+public:
+    static constexpr kernel_kind kind = kernel_for<Policy>();
+
+    explicit device_weights(const compressed_weights<Policy>& weights, cudaStream_t stream = nullptr)
+        : device_weights(pack_for_gpu(weights), stream) {}
+    explicit device_weights(const weight_image& image, cudaStream_t stream = nullptr) : shape_(image) {
+        if (image.kind != kind)
+            tcomp::detail::throw_error<shape_error>("cuda::device_weights: the image is for the ", kernel_name(image.kind),
+                                                    " kernel, the policy runs ", kernel_name(kind));
+        check_weight_shape(kind, image.rows, image.cols, image.group_size, "cuda::device_weights");
+        shape_.codes.clear(), shape_.scales.clear(), shape_.zero_points.clear(), shape_.metadata.clear();
+        codes_.upload(image.codes, stream);
+        scales_.upload(image.scales, stream);
+        zero_points_.upload(image.zero_points, stream);
+        metadata_.upload(image.metadata, stream);
+        TCOMP_CUDA_CHECK(cudaStreamSynchronize(stream));  // the host image may go away after this
+    }
+
+    index_t rows() const { return shape_.rows; }
+    index_t cols() const { return shape_.cols; }
+    index_t group_size() const { return shape_.group_size; }
+    bool is_signed() const { return shape_.is_signed; }
+    /// Device bytes of the weights (codes, scales, zero points, metadata).
+    std::size_t bytes() const { return codes_.bytes() + scales_.bytes() + zero_points_.bytes() + metadata_.bytes(); }
+
+    const std::uint8_t* codes() const { return codes_.data(); }
+    const float* scales() const { return scales_.data(); }
+    const std::uint8_t* zero_points() const { return zero_points_.size() ? zero_points_.data() : nullptr; }
+    const std::uint32_t* metadata() const { return metadata_.data(); }
+
+private:
+    weight_image shape_;  // sizes only
+    device_buffer<std::uint8_t> codes_;
+    device_buffer<float> scales_;
+    device_buffer<std::uint8_t> zero_points_;
+    device_buffer<std::uint32_t> metadata_;
+};
+
+/// Scratch memory reused across matmul calls (grown on demand, never shrunk).
+struct workspace {
+    device_buffer<std::int8_t> x_codes;
+    device_buffer<float> x_scales;
+    device_buffer<float> partial;
+    device_buffer<int> bad_row;
+};
+
+struct run_options {
+    /// Int8 paths: stop with a value_error when X holds NaN/Inf (synchronises the stream once per call).
+    bool check_finite = true;
+};
+
+namespace detail {
+
+inline int multiprocessors() {
+    int device = 0, sms = 0;
+    TCOMP_CUDA_CHECK(cudaGetDevice(&device));
+    TCOMP_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    return sms;
+}
+
+template <auto Kernel>
+void allow_shared_memory(int bytes) {
+    if (bytes > 48 * 1024)
+        TCOMP_CUDA_CHECK(cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+}
+
+// The tile configurations (see launch_plan.hpp for which one runs when).
+using tile_small_int = dense_tile<16, 64, 1, 4, 1, 4>;
+using tile_small_float = dense_tile<16, 64, 1, 4, 2, 4>;
+using tile_medium = dense_tile<64, 128, 1, 4, 1, 3>;
+using tile_large = dense_tile<128, 128, 2, 4, 1, 3>;
+using sparse_small = sparse_tile<128, 32, 4, 1, 4>;
+using sparse_large = sparse_tile<128, 128, 4, 2, 3>;
+
+template <class Tile, class Act, int WBits, class Out>
+void launch_dense(const dense_gemm_args& args, int splits, cudaStream_t stream) {
+    using L = dense_smem<Tile, Act, WBits>;
+    constexpr auto kernel = dense_gemm_kernel<Tile, Act, WBits, Out>;
+    allow_shared_memory<kernel>(L::bytes);
+    const dim3 grid(static_cast<unsigned>((args.n + Tile::BN - 1) / Tile::BN),
+                    static_cast<unsigned>((args.m + Tile::BM - 1) / Tile::BM), static_cast<unsigned>(splits));
+    kernel<<<grid, Tile::threads, L::bytes, stream>>>(args);
+    TCOMP_CUDA_CHECK_LAUNCH("cuda::matmul (dense GEMM)");
+}
+
+template <class Act, int WBits, class Out>
+void run_dense(const launch_plan& plan, dense_gemm_args args, workspace& ws, cudaStream_t stream) {
+    constexpr bool int_path = std::is_same_v<Act, std::int8_t>;
+    const int chunks = (args.k + 63) / 64;
+    args.chunks_per_split = plan.splits > 1 ? plan.chunks_per_split : chunks;
+    if (plan.splits > 1) {
+        ws.partial.reserve(static_cast<std::size_t>(plan.splits) * static_cast<std::size_t>(args.m) * args.n);
+        args.partial = ws.partial.data();
+    }
+    switch (plan.tile) {
+        case tile_shape::small:
+            if constexpr (int_path) launch_dense<tile_small_int, Act, WBits, Out>(args, plan.splits, stream);
+            else launch_dense<tile_small_float, Act, WBits, Out>(args, plan.splits, stream);
+            break;
+        case tile_shape::medium: launch_dense<tile_medium, Act, WBits, Out>(args, plan.splits, stream); break;
+        case tile_shape::large: launch_dense<tile_large, Act, WBits, Out>(args, plan.splits, stream); break;
+    }
+    if (plan.splits > 1) {
+        const std::size_t total = static_cast<std::size_t>(args.m) * static_cast<std::size_t>(args.n);
+        const auto blocks = static_cast<unsigned>(std::min<std::size_t>((total + 255) / 256, 4096));
+        finalize_split_k<Out><<<blocks, 256, 0, stream>>>(args.partial, plan.splits, args.m, args.n, args.bias,
+                                                         static_cast<Out*>(args.y));
+        TCOMP_CUDA_CHECK_LAUNCH("cuda::matmul (split-K finalize)");
+    }
+}
+
+template <class Tile, class Out>
+void launch_sparse(const sparse_gemm_args& args, cudaStream_t stream) {
+    constexpr auto kernel = sparse_gemm_kernel<Tile, Out>;
+    allow_shared_memory<kernel>(Tile::bytes);
+    const dim3 grid(static_cast<unsigned>((args.n + Tile::BN - 1) / Tile::BN),
+                    static_cast<unsigned>((args.m + Tile::BM - 1) / Tile::BM));
+    kernel<<<grid, Tile::threads, Tile::bytes, stream>>>(args);
+    TCOMP_CUDA_CHECK_LAUNCH("cuda::matmul (2:4 sparse GEMM)");
+}
+
+template <class T>
+constexpr bool is_activation_type = std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>;
+template <class T>
+constexpr bool is_output_type = std::is_same_v<T, float> || std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>;
+
+}  // namespace detail
+
+/// Y[M x N] = X[M x K] * W^T (+ bias[N]) on `stream`. X, Y, bias are device pointers, row-major, X and Y
+/// 16-byte aligned. Act: __half or __nv_bfloat16. Out: float, __half or __nv_bfloat16.
+template <class Policy, class Act, class Out>
+void matmul(const Act* x, index_t m, const device_weights<Policy>& w, Out* y, const float* bias, workspace& ws,
+            cudaStream_t stream = nullptr, run_options options = {}) {
+    static_assert(detail::is_activation_type<Act>, "cuda::matmul: X must be __half or __nv_bfloat16");
+    static_assert(detail::is_output_type<Out>, "cuda::matmul: Y must be float, __half or __nv_bfloat16");
+    constexpr kernel_kind kind = device_weights<Policy>::kind;
+    const index_t n = w.rows(), k = w.cols();
+    check_matmul_arguments(kind, m, n, k, reinterpret_cast<std::uintptr_t>(x), reinterpret_cast<std::uintptr_t>(y));
+    if (m == 0) return;
+    const launch_plan plan = plan_launch(kind, m, n, k, detail::multiprocessors());
+
+    if constexpr (kind == kernel_kind::w4a16 || kind == kernel_kind::w8a16) {
+        detail::dense_gemm_args args;
+        args.x = x, args.w = w.codes(), args.w_scales = w.scales(), args.w_zeros = w.zero_points(), args.bias = bias;
+        args.y = y, args.m = static_cast<int>(m), args.n = static_cast<int>(n), args.k = static_cast<int>(k);
+        args.group_size = static_cast<int>(w.group_size()), args.groups = static_cast<int>(k / w.group_size());
+        args.w_signed = w.is_signed();
+        detail::run_dense<Act, kind == kernel_kind::w4a16 ? 4 : 8, Out>(plan, args, ws, stream);
+    } else {
+        const auto elements = static_cast<std::size_t>(m) * static_cast<std::size_t>(k);
+        ws.x_codes.reserve(elements);
+        ws.x_scales.reserve(static_cast<std::size_t>(m));
+        ws.bad_row.reserve(1);
+        quantize_per_token(x, m, k, ws.x_codes.data(), ws.x_scales.data(), ws.bad_row.data(), stream);
+        if (options.check_finite) {
+            int bad = INT_MAX;
+            TCOMP_CUDA_CHECK(cudaMemcpyAsync(&bad, ws.bad_row.data(), sizeof bad, cudaMemcpyDeviceToHost, stream));
+            TCOMP_CUDA_CHECK(cudaStreamSynchronize(stream));
+            if (bad != INT_MAX)
+                tcomp::detail::throw_error<value_error>("cuda::matmul: X row ", bad, " holds NaN or Inf (", kernel_name(kind),
+                                                        " quantizes X per token; a non-finite value has no int8 code)");
+        }
+        if constexpr (kind == kernel_kind::w8a8_2of4) {
+            detail::sparse_gemm_args args;
+            args.x = ws.x_codes.data(), args.x_scales = ws.x_scales.data(), args.w = w.codes(), args.meta = w.metadata();
+            args.w_scales = w.scales(), args.bias = bias, args.y = y;
+            args.m = static_cast<int>(m), args.n = static_cast<int>(n), args.k = static_cast<int>(k);
+            args.group_size = static_cast<int>(w.group_size()), args.groups = static_cast<int>(k / w.group_size());
+            if (plan.tile == tile_shape::small) detail::launch_sparse<detail::sparse_small, Out>(args, stream);
+            else detail::launch_sparse<detail::sparse_large, Out>(args, stream);
+        } else {
+            detail::dense_gemm_args args;
+            args.x = ws.x_codes.data(), args.x_scales = ws.x_scales.data(), args.w = w.codes(), args.w_scales = w.scales();
+            args.bias = bias, args.y = y;
+            args.m = static_cast<int>(m), args.n = static_cast<int>(n), args.k = static_cast<int>(k);
+            args.group_size = static_cast<int>(w.group_size()), args.groups = static_cast<int>(k / w.group_size());
+            args.w_signed = true;
+            detail::run_dense<std::int8_t, kind == kernel_kind::w4a8 ? 4 : 8, Out>(plan, args, ws, stream);
+        }
+    }
+}
+
+}  // namespace tcomp::cuda
