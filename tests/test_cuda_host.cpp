@@ -76,9 +76,17 @@ TEST_CASE("cuda host: image layout details", "[cuda]") {
     CHECK(img.row_bytes() == 128);
     CHECK(img.codes.size() == 3 * 128);
     CHECK(img.scales.size() == 6);
-    CHECK(img.zero_points.size() == 6);
+    CHECK(img.zero_stride() == 4);             // rows padded to 4 bytes per group
+    CHECK(img.zero_points.size() == 2 * 4);
     CHECK(img.metadata.empty());
-    CHECK(img.bytes() == 3 * 128 + 6 * 4 + 6);
+    CHECK(img.bytes() == 3 * 128 + 6 * 4 + 8);
+    // Group-major: the scales of one group for consecutive rows are adjacent (a block copies them at once).
+    const auto v = cw.weights().view();
+    for (index_t r = 0; r < 3; ++r)
+        for (index_t g = 0; g < 2; ++g) {
+            CHECK(img.scales[static_cast<std::size_t>(g * 3 + r)] == v.scale(r, g * 128));
+            CHECK(img.zero_points[static_cast<std::size_t>(g * 4 + r)] == v.zero_point(r, g * 128));
+        }
 }
 
 TEST_CASE("cuda host: the 2:4 metadata map is a bijection and inverts", "[cuda]") {
@@ -209,30 +217,47 @@ TEST_CASE("cuda host: shapes the kernels reject are errors before any launch", "
     CHECK_THROWS_WITH(cuda::check_matmul_arguments(cuda::kernel_kind::w4a16, 3, 8, 64, 0, 16),
                       Catch::Contains("null"));
     CHECK_NOTHROW(cuda::check_matmul_arguments(cuda::kernel_kind::w4a16, 0, 8, 64, 0, 0));
+    CHECK_THROWS_WITH(cuda::check_matmul_arguments(cuda::kernel_kind::w8a8, 65535 * 128 + 1, 8, 64, 16, 16),
+                      Catch::Contains("65535 tiles"));
 }
 
 TEST_CASE("cuda host: launch plans", "[cuda]") {
     using cuda::kernel_kind;
     using cuda::tile_shape;
-    // Float path, GEMV-shaped: split K so about 2 blocks per SM, >= 4 chunks per slice, every chunk covered.
-    for (const index_t k : {64, 256, 4096, 11008 / 32 * 32, 28672}) {
-        for (const index_t n : {8, 4096, 28672}) {
-            const auto plan = cuda::plan_launch(kernel_kind::w4a16, 1, n, k, 132);
-            const index_t chunks = (k + 63) / 64;
-            CHECK(plan.tile == tile_shape::small);
-            CHECK(plan.splits >= 1);
-            CHECK(plan.splits <= 16);
-            CHECK(static_cast<index_t>(plan.splits) * plan.chunks_per_split >= chunks);
-            CHECK(static_cast<index_t>(plan.splits - 1) * plan.chunks_per_split < chunks);  // no empty slice
-            if (plan.splits > 1) CHECK(plan.chunks_per_split >= 4);
-        }
-    }
-    CHECK(cuda::plan_launch(kernel_kind::w4a16, 1, 4096, 4096, 132).splits > 1);
-    // Int paths keep the oracle's k order: never split.
-    CHECK(cuda::plan_launch(kernel_kind::w8a8, 1, 4096, 4096, 132).splits == 1);
-    CHECK(cuda::plan_launch(kernel_kind::w4a8, 16, 4096, 4096, 132).tile == tile_shape::small);
-    CHECK(cuda::plan_launch(kernel_kind::w8a8, 17, 4096, 4096, 132).tile == tile_shape::medium);
-    CHECK(cuda::plan_launch(kernel_kind::w8a8, 65, 4096, 4096, 132).tile == tile_shape::large);
-    CHECK(cuda::plan_launch(kernel_kind::w8a8_2of4, 32, 4096, 4096, 132).tile == tile_shape::small);
-    CHECK(cuda::plan_launch(kernel_kind::w8a8_2of4, 33, 4096, 4096, 132).tile == tile_shape::large);
+    // GEMV-shaped (float path, and int paths with one group per row): split K so there are about 2 blocks
+    // per SM, >= 4 chunks per slice, every chunk covered, no empty slice.
+    for (const kernel_kind kind : {kernel_kind::w4a16, kernel_kind::w8a8})
+        for (const index_t k : {64, 256, 4096, 11008 / 32 * 32, 28672})
+            for (const index_t n : {8, 4096, 28672}) {
+                const auto plan = cuda::plan_launch(kind, 8, n, k, 1, 132);
+                const index_t chunks = (k + 63) / 64;
+                CHECK(plan.tile == tile_shape::small);
+                CHECK(plan.splits >= 1);
+                CHECK(plan.splits <= 16);
+                CHECK(static_cast<index_t>(plan.splits) * plan.chunks_per_split >= chunks);
+                CHECK(static_cast<index_t>(plan.splits - 1) * plan.chunks_per_split < chunks);
+                if (plan.splits > 1) CHECK(plan.chunks_per_split >= 4);
+            }
+    CHECK(cuda::plan_launch(kernel_kind::w4a16, 8, 4096, 4096, 32, 132).splits > 1);
+    // Float paths with at most 4 rows: the GEMV kernel (no tile, no split).
+    CHECK(cuda::plan_launch(kernel_kind::w4a16, 1, 4096, 4096, 32, 132).tile == tile_shape::gemv);
+    CHECK(cuda::plan_launch(kernel_kind::w8a16, 4, 4096, 4096, 1, 132).tile == tile_shape::gemv);
+    CHECK(cuda::plan_launch(kernel_kind::w8a16, 5, 4096, 4096, 1, 132).tile == tile_shape::small);
+    CHECK(cuda::plan_launch(kernel_kind::w8a8, 1, 4096, 4096, 1, 132).tile == tile_shape::small);
+    CHECK(cuda::plan_launch(kernel_kind::w8a8, 1, 4096, 4096, 1, 132).splits > 1);  // exact int32 partials
+    // Int paths with several groups per row keep the oracle's k order: never split.
+    CHECK(cuda::plan_launch(kernel_kind::w4a8, 1, 4096, 4096, 32, 132).splits == 1);
+    CHECK(cuda::plan_launch(kernel_kind::w4a8, 16, 4096, 4096, 32, 132).tile == tile_shape::small);
+    // Past M = 16: the 128 x 128 tile when it still gives every SM a block, else 64 x 64.
+    CHECK(cuda::plan_launch(kernel_kind::w8a8, 17, 4096, 4096, 1, 132).tile == tile_shape::medium);
+    CHECK(cuda::plan_launch(kernel_kind::w8a8, 128, 4096, 4096, 1, 132).tile == tile_shape::medium);
+    CHECK(cuda::plan_launch(kernel_kind::w8a8, 4096, 4096, 4096, 1, 132).tile == tile_shape::large);
+    // A medium tile that leaves SMs idle splits K (>= 8 chunks per slice) where exactness allows.
+    CHECK(cuda::plan_launch(kernel_kind::w8a8, 128, 4096, 4096, 1, 132).splits == 3);
+    CHECK(cuda::plan_launch(kernel_kind::w4a16, 128, 4096, 4096, 32, 132).splits == 3);
+    CHECK(cuda::plan_launch(kernel_kind::w4a8, 128, 4096, 4096, 32, 132).splits == 1);
+    CHECK(cuda::plan_launch(kernel_kind::w8a8, 128, 4096, 256, 1, 132).splits == 1);  // K too short to split
+    CHECK(cuda::plan_launch(kernel_kind::w8a8, 4096, 4096, 4096, 1, 132).splits == 1);
+    CHECK(cuda::plan_launch(kernel_kind::w8a8_2of4, 32, 4096, 4096, 1, 132).tile == tile_shape::small);
+    CHECK(cuda::plan_launch(kernel_kind::w8a8_2of4, 33, 4096, 4096, 1, 132).tile == tile_shape::large);
 }

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <random>
 #include <string>
 #include <vector>
@@ -184,14 +185,16 @@ struct shape {
     index_t m, n, k;
 };
 
-/// Shapes for a policy: M in small / medium / large tiles and past their edges, N not a multiple of the
-/// tile width, K = several stages plus a half stage, K large at small M (split-K).
+/// Shapes for a policy: M in the GEMV / small / medium / large tiles and past their edges, N not a
+/// multiple of the tile width, K = several stages plus a half stage, long K where the plan splits it.
 std::vector<shape> shapes_for(index_t k_unit, bool quick) {
     std::vector<shape> s = {{1, 100, 2 * k_unit}, {16, 136, 3 * k_unit}, {17, 72, k_unit}, {65, 257, 5 * k_unit},
-                            {130, 130, 2 * k_unit}};
+                            {130, 130, 2 * k_unit},
+                            {33, 100, std::max<index_t>(2048, k_unit)}};  // medium tile with split K
     if (!quick) {
         s.push_back({3, 264, std::max<index_t>(2048, k_unit)});  // split-K (float path), long K
         s.push_back({40, 24, 7 * k_unit});
+        s.push_back({4, 33, 3 * k_unit});  // the GEMV kernel's last row count
         s.push_back({300, 129, 3 * k_unit});
         s.push_back({7, 520, 9 * k_unit});
     }
@@ -202,7 +205,15 @@ template <class Policy, class Act, class Out>
 bool run_policy(const char* label, index_t k_unit, const kernel_test_options& options, std::mt19937& rng) {
     bool ok = true;
     int i = 0;
-    for (const shape& s : shapes_for(k_unit, options.quick)) ok &= run_matmul_case<Policy, Act, Out>(label, s.m, s.n, s.k, (i++ % 2) == 0, rng);
+    for (const shape& s : shapes_for(k_unit, options.quick)) {
+        // One failing case (even a CUDA error) is reported and the others still run.
+        try {
+            ok &= run_matmul_case<Policy, Act, Out>(label, s.m, s.n, s.k, (i++ % 2) == 0, rng);
+        } catch (const std::exception& e) {
+            std::printf("FAIL %-34s M=%td N=%td K=%td: %s\n", label, s.m, s.n, s.k, e.what());
+            ok = false;
+        }
+    }
     return ok;
 }
 
@@ -330,8 +341,9 @@ bool test_sparse_metadata_layout() {
 bool test_quantize_per_token(const kernel_test_options& options) {
     std::mt19937 rng(options.seed);
     bool ok = true;
-    for (const shape s : {shape{37, 0, 160}, shape{5, 0, 4096}, shape{300, 0, 96}}) {
-        // float input: covers rows whose scale would be subnormal (clamped to FLT_MIN) and all-zero rows.
+    for (const shape s : {shape{37, 0, 160}, shape{5, 0, 4096}, shape{300, 0, 96}, shape{3, 0, 37}}) {
+        // float input: covers rows whose scale would be subnormal (clamped to FLT_MIN) and all-zero rows;
+        // K = 37 takes the element-wise path (rows not 16-byte aligned), the others 16-byte vectors.
         dense_matrix<float> x(s.m, s.k);
         std::uniform_real_distribution<float> u(-1.0f, 1.0f), mag(-3.0f, 3.0f);
         for (index_t r = 0; r < s.m; ++r) {

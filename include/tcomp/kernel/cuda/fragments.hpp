@@ -38,19 +38,18 @@ TCOMP_HOST_DEVICE constexpr int c_col(int lane, int r) { return 2 * thread_in_gr
 // --- mma.sp::ordered_metadata.m16n8k64.row.col.s32.s8.s8.s32 (2:4 sparse int8, sparsity selector 0).
 // A is the 16 x 64 sparse operand stored compressed as 16 x 32: in each group of 4 consecutive k, the two
 // kept values in increasing k. Its registers map like the dense k32 A above (on compressed columns).
-// Metadata: one 32-bit word per lane. Each 4-bit nibble describes one group of 4 k of one row: bits [1:0]
-// the index (0..3) of the first kept value, bits [3:2] the second (greater) index. Lane 4g + t holds
-//     nibble i     (bits 4i..4i+3,      i = 0..3): row g,     group 4t + i
-//     nibble 4 + i (bits 16+4i..16+4i+3):          row g + 8, group 4t + i
-// i.e. each lane covers 16 consecutive k of rows g and g + 8. This is the layout CUTLASS's SM80 sparse
-// GEMM produces (rows g / g+8 interleaved, 2x2 blocks of 16-bit metadata words swizzled); it is pending
-// verification on a GPU: tests/cuda's metadata probe checks it against the hardware and prints the
-// layout it finds if they differ.
-TCOMP_HOST_DEVICE constexpr int sp_meta_lane(int row, int group) { return 4 * (row & 7) + (group >> 2); }
-TCOMP_HOST_DEVICE constexpr int sp_meta_shift(int row, int group) { return 4 * (group & 3) + 16 * (row >> 3); }
+// Metadata: one 32-bit word per lane. Each 4-bit nibble describes one group of 4 consecutive k of one row:
+// bits [1:0] the index (0..3) of the first kept value, bits [3:2] the second (greater) index. Lane 4g + t
+// holds 8 consecutive groups of one row:
+//     nibble i (bits 4i..4i+3, i = 0..7): row g + 8 * (t % 2), group 8 * (t / 2) + i
+// i.e. t = 0: row g, k 0..31; t = 1: row g + 8, k 0..31; t = 2: row g, k 32..63; t = 3: row g + 8, k 32..63.
+// Measured on an H200 (sm_90) by tests/cuda's probe, 2026-12-04; a first guess (rows g and g + 8 in the two
+// 16-bit halves of each word, as CUTLASS's reordered global layout suggests) was wrong.
+TCOMP_HOST_DEVICE constexpr int sp_meta_lane(int row, int group) { return 4 * (row & 7) + (row >> 3) + 2 * (group >> 3); }
+TCOMP_HOST_DEVICE constexpr int sp_meta_shift(int, int group) { return 4 * (group & 7); }
 /// The (row, group) that bit field `nibble` (0..7) of lane `lane` describes.
-TCOMP_HOST_DEVICE constexpr int sp_meta_row(int lane, int nibble) { return group_of(lane) + 8 * (nibble >> 2); }
-TCOMP_HOST_DEVICE constexpr int sp_meta_group(int lane, int nibble) { return 4 * thread_in_group(lane) + (nibble & 3); }
+TCOMP_HOST_DEVICE constexpr int sp_meta_row(int lane, int) { return group_of(lane) + 8 * (thread_in_group(lane) & 1); }
+TCOMP_HOST_DEVICE constexpr int sp_meta_group(int lane, int nibble) { return 8 * (thread_in_group(lane) >> 1) + nibble; }
 
 /// The nibble of a group whose kept indices are first < second (both 0..3).
 TCOMP_HOST_DEVICE constexpr unsigned sp_nibble(unsigned first, unsigned second) { return first | (second << 2); }

@@ -33,13 +33,15 @@ struct dense_gemm_args {
     const void* x = nullptr;               ///< M x K: int8 codes (int path) or fp16 / bf16
     const float* x_scales = nullptr;       ///< int path: M per-token scales
     const std::uint8_t* w = nullptr;       ///< N x row_bytes weight codes (weight_image layout)
-    const float* w_scales = nullptr;       ///< N x groups
-    const std::uint8_t* w_zeros = nullptr; ///< N x groups, or null (symmetric)
+    const float* w_scales = nullptr;       ///< groups x N (group-major)
+    const std::uint8_t* w_zeros = nullptr; ///< groups x zero_stride, or null (symmetric)
     const float* bias = nullptr;           ///< N, or null
     void* y = nullptr;                     ///< M x N output (row-major)
-    float* partial = nullptr;              ///< split-K: splits x M x N fp32 partial sums (else null)
+    float* partial = nullptr;              ///< float path split-K: splits x M x N fp32 partial sums (else null)
+    int* partial_int = nullptr;            ///< int path split-K (per-channel weights): splits x M x N int32 sums
     int m = 0, n = 0, k = 0;
-    int group_size = 0, groups = 0;
+    int group_size = 0, groups = 0, zero_stride = 0;
+    int group_shift = -1;                  ///< log2(group_size) when it is a power of two, else -1
     int chunks_per_split = 0;              ///< BK-chunks per grid.z slice
     bool w_signed = true;
 };
@@ -55,47 +57,115 @@ struct dense_tile {
     static_assert(Stages >= 2, "dense_tile: the pipeline needs at least two stages");
 };
 
-/// Shared-memory layout of one configuration (bytes).
+/// Shared-memory layout of one configuration (bytes). A stage holds the X rows, the W rows, and the scales
+/// and zero points of the (at most two: groups are >= 32 wide) weight groups its 64 k touch, so no global
+/// load waits inside the main loop.
 template <class Tile, class Act, int WBits>
 struct dense_smem {
     static constexpr int a_row = Tile::BK * static_cast<int>(sizeof(Act)) + 16;
     static constexpr int b_row = Tile::BK * WBits / 8 + 16;
     static constexpr int a_stage = Tile::BM * a_row;
-    static constexpr int stage = a_stage + Tile::BN * b_row;
+    static constexpr int scales_at = a_stage + Tile::BN * b_row;  // 2 x BN floats
+    static constexpr int zeros_at = scales_at + 2 * Tile::BN * 4;  // 2 x BN bytes
+    static constexpr int stage = zeros_at + (2 * Tile::BN + 15) / 16 * 16;
     static constexpr int pipeline = Tile::stages * stage;
     static constexpr int reduction = (Tile::warps_k - 1) * Tile::BM * Tile::BN * 4;
     static constexpr int bytes = pipeline > reduction ? pipeline : reduction;
     static_assert(a_row % 16 == 0 && b_row % 16 == 0, "dense_smem: cp.async needs 16-byte aligned rows");
 };
 
-template <class Tile, class Act, int WBits>
-__device__ __forceinline__ void dense_load_stage(std::uint8_t* stage, const dense_gemm_args& p, int m0, int n0, int k0) {
-    using L = dense_smem<Tile, Act, WBits>;
-    // X: BM rows of BK elements.
-    constexpr int a_elems = 16 / static_cast<int>(sizeof(Act));
-    constexpr int a_chunks = Tile::BK / a_elems;
-    const auto* x = static_cast<const std::uint8_t*>(p.x);
-    for (int i = static_cast<int>(threadIdx.x); i < Tile::BM * a_chunks; i += Tile::threads) {
-        const int r = i / a_chunks, c = i % a_chunks;
-        const int row = m0 + r, kk = k0 + c * a_elems;
-        const bool ok = row < p.m && kk < p.k;
-        const std::uint8_t* src =
-            ok ? x + (static_cast<std::size_t>(row) * static_cast<std::size_t>(p.k) + static_cast<std::size_t>(kk)) * sizeof(Act) : x;
-        copy_16_async(stage + r * L::a_row + c * 16, src, ok);
-    }
-    // W: BN rows of BK codes.
-    constexpr int b_elems = 128 / WBits;  // codes per 16 bytes
-    constexpr int b_chunks = Tile::BK / b_elems;
-    const std::size_t w_row = static_cast<std::size_t>(p.k) * WBits / 8;
-    std::uint8_t* bs = stage + L::a_stage;
-    for (int i = static_cast<int>(threadIdx.x); i < Tile::BN * b_chunks; i += Tile::threads) {
-        const int r = i / b_chunks, c = i % b_chunks;
-        const int row = n0 + r, kk = k0 + c * b_elems;
-        const bool ok = row < p.n && kk < p.k;
-        const std::uint8_t* src = ok ? p.w + static_cast<std::size_t>(row) * w_row + static_cast<std::size_t>(kk) * WBits / 8 : p.w;
-        copy_16_async(bs + r * L::b_row + c * 16, src, ok);
-    }
+/// k / group_size without a division in the common cases (one group per row; power-of-two groups).
+__device__ __forceinline__ int group_of_k(const dense_gemm_args& p, int k) {
+    if (p.groups == 1) return 0;  // callers only ask for k < K, or use the answer with a k >= K check
+    return p.group_shift >= 0 ? k >> p.group_shift : k / p.group_size;
 }
+
+/// The copies one thread makes for every stage. Which rows and 16-byte pieces a thread copies never
+/// changes, so their addresses are computed once; per stage only k advances (an add and a tail check).
+template <class Tile, class Act, int WBits>
+struct dense_stage_loader {
+    using L = dense_smem<Tile, Act, WBits>;
+    static constexpr int a_elems = 16 / static_cast<int>(sizeof(Act));  // X elements per copy
+    static constexpr int a_pieces = Tile::BK / a_elems;
+    static constexpr int a_total = Tile::BM * a_pieces;
+    static constexpr int a_iters = (a_total + Tile::threads - 1) / Tile::threads;
+    static constexpr int b_elems = 128 / WBits;  // weight codes per copy
+    static constexpr int b_pieces = Tile::BK / b_elems;
+    static constexpr int b_total = Tile::BN * b_pieces;
+    static constexpr int b_iters = (b_total + Tile::threads - 1) / Tile::threads;
+    static constexpr int s_total = 2 * Tile::BN;      // scales of two groups
+    static constexpr int s_iters = (s_total + Tile::threads - 1) / Tile::threads;
+    static constexpr int z_total = 2 * Tile::BN / 4;  // zero points of two groups, 4 bytes per copy
+    static constexpr int z_iters = (z_total + Tile::threads - 1) / Tile::threads;
+
+    const std::uint8_t* a_src[a_iters];  // at k = 0
+    int a_dst[a_iters], a_k[a_iters];
+    bool a_ok[a_iters];
+    const std::uint8_t* b_src[b_iters];
+    int b_dst[b_iters], b_k[b_iters];
+    bool b_ok[b_iters];
+
+    __device__ __forceinline__ dense_stage_loader(const dense_gemm_args& p, int m0, int n0) {
+        const auto* x = static_cast<const std::uint8_t*>(p.x);
+#pragma unroll
+        for (int it = 0; it < a_iters; ++it) {
+            const int i = static_cast<int>(threadIdx.x) + it * Tile::threads;
+            const int r = i / a_pieces, c = i % a_pieces;
+            a_ok[it] = i < a_total && m0 + r < p.m;
+            a_k[it] = c * a_elems;
+            a_dst[it] = r * L::a_row + c * 16;
+            a_src[it] = a_ok[it] ? x + (static_cast<std::size_t>(m0 + r) * static_cast<std::size_t>(p.k) + a_k[it]) * sizeof(Act) : x;
+        }
+        const std::size_t w_row = static_cast<std::size_t>(p.k) * WBits / 8;
+#pragma unroll
+        for (int it = 0; it < b_iters; ++it) {
+            const int i = static_cast<int>(threadIdx.x) + it * Tile::threads;
+            const int r = i / b_pieces, c = i % b_pieces;
+            b_ok[it] = i < b_total && n0 + r < p.n;
+            b_k[it] = c * b_elems;
+            b_dst[it] = L::a_stage + r * L::b_row + c * 16;
+            b_src[it] = b_ok[it] ? p.w + static_cast<std::size_t>(n0 + r) * w_row + static_cast<std::size_t>(b_k[it]) * WBits / 8 : p.w;
+        }
+    }
+
+    __device__ __forceinline__ void load(std::uint8_t* stage, const dense_gemm_args& p, int n0, int k0) const {
+#pragma unroll
+        for (int it = 0; it < a_iters; ++it) {
+            if (a_total % Tile::threads != 0 && static_cast<int>(threadIdx.x) + it * Tile::threads >= a_total) break;
+            const bool ok = a_ok[it] && k0 + a_k[it] < p.k;
+            copy_16_async(stage + a_dst[it], a_src[it] + (ok ? static_cast<std::size_t>(k0) * sizeof(Act) : 0), ok);
+        }
+#pragma unroll
+        for (int it = 0; it < b_iters; ++it) {
+            if (b_total % Tile::threads != 0 && static_cast<int>(threadIdx.x) + it * Tile::threads >= b_total) break;
+            const bool ok = b_ok[it] && k0 + b_k[it] < p.k;
+            copy_16_async(stage + b_dst[it], b_src[it] + (ok ? static_cast<std::size_t>(k0) * WBits / 8 : 0), ok);
+        }
+        // Scales (and zero points) of the groups this chunk touches: g0 and, when it ends inside, g0 + 1.
+        const int g0 = group_of_k(p, k0);
+        const int g_last = group_of_k(p, min(k0 + Tile::BK, p.k) - 1);
+        auto* ss = reinterpret_cast<float*>(stage + L::scales_at);
+#pragma unroll
+        for (int it = 0; it < s_iters; ++it) {
+            const int i = static_cast<int>(threadIdx.x) + it * Tile::threads;
+            if (s_total % Tile::threads != 0 && i >= s_total) break;
+            const int g = g0 + i / Tile::BN, col = n0 + i % Tile::BN;
+            const bool ok = g <= g_last && col < p.n;
+            copy_4_async(ss + i, ok ? p.w_scales + static_cast<std::size_t>(g) * p.n + col : p.w_scales, ok);
+        }
+        if (p.w_zeros != nullptr) {
+            std::uint8_t* zs = stage + L::zeros_at;
+#pragma unroll
+            for (int it = 0; it < z_iters; ++it) {
+                const int i = static_cast<int>(threadIdx.x) + it * Tile::threads;
+                if (z_total % Tile::threads != 0 && i >= z_total) break;
+                const int g = g0 + i / (Tile::BN / 4), col = n0 + 4 * (i % (Tile::BN / 4));
+                const bool ok = g <= g_last && col < p.zero_stride;
+                copy_4_async(zs + 4 * i, ok ? p.w_zeros + static_cast<std::size_t>(g) * p.zero_stride + col : p.w_zeros, ok);
+            }
+        }
+    }
+};
 
 template <class Out>
 __device__ __forceinline__ Out convert_output(float v) {
@@ -156,8 +226,9 @@ __global__ void __launch_bounds__(Tile::threads) dense_gemm_kernel(const dense_g
     int zero[NT];
     int cached_group = -1;
 
+    const dense_stage_loader<Tile, Act, WBits> loader(p, m0, n0);
     for (int s = 0; s < Tile::stages - 1; ++s) {
-        if (s < n_chunks) dense_load_stage<Tile, Act, WBits>(smem + s * L::stage, p, m0, n0, (chunk_begin + s) * Tile::BK);
+        if (s < n_chunks) loader.load(smem + s * L::stage, p, n0, (chunk_begin + s) * Tile::BK);
         copy_async_commit();
     }
 
@@ -166,21 +237,22 @@ __global__ void __launch_bounds__(Tile::threads) dense_gemm_kernel(const dense_g
         __syncthreads();
         {
             const int next = c + Tile::stages - 1;
-            if (next < n_chunks)
-                dense_load_stage<Tile, Act, WBits>(smem + (next % Tile::stages) * L::stage, p, m0, n0,
-                                                   (chunk_begin + next) * Tile::BK);
+            if (next < n_chunks) loader.load(smem + (next % Tile::stages) * L::stage, p, n0, (chunk_begin + next) * Tile::BK);
             copy_async_commit();
         }
         const std::uint8_t* as = smem + (c % Tile::stages) * L::stage;
         const std::uint8_t* bs = as + L::a_stage;
+        const auto* ss = reinterpret_cast<const float*>(as + L::scales_at);
+        const std::uint8_t* zs = as + L::zeros_at;
         const int kc0 = (chunk_begin + c) * Tile::BK;
+        const int g_first = group_of_k(p, kc0);  // the stage's scales start at this group
 
 #pragma unroll
         for (int s = 0; s < steps; ++s) {
             if (s % Tile::warps_k != wk) continue;
             const int kg = kc0 + s * step_k;
             if (kg >= k_end) break;
-            const int group = kg / p.group_size;
+            const int group = group_of_k(p, kg);
 
             std::uint32_t a[MT][4];
 #pragma unroll
@@ -197,9 +269,8 @@ __global__ void __launch_bounds__(Tile::threads) dense_gemm_kernel(const dense_g
                     cached_group = group;
 #pragma unroll
                     for (int j = 0; j < NT; ++j) {
-                        const int col = n0 + wn * Tile::WN + j * 8 + fragment::h_b_col(lane);
-                        zero[j] = (p.w_zeros != nullptr && col < p.n) ? p.w_zeros[static_cast<std::size_t>(col) * p.groups + group]
-                                                                     : 0;
+                        const int col = wn * Tile::WN + j * 8 + fragment::h_b_col(lane);
+                        zero[j] = p.w_zeros != nullptr ? zs[(group - g_first) * Tile::BN + col] : 0;
                         if constexpr (WBits == 4) bias_pair[j] = nibble_bias_pair<Act>(p.w_signed ? 8 : zero[j]);
                     }
                 }
@@ -232,14 +303,14 @@ __global__ void __launch_bounds__(Tile::threads) dense_gemm_kernel(const dense_g
             }
 
             // End of this warp's share of a group (or of its k range): apply the group's scales.
+            // (Int path split-K: per-channel weights only; the finalize kernel applies the one scale.)
             const int next_kg = kg + step_k * Tile::warps_k;
-            if (next_kg >= k_end || next_kg / p.group_size != group) {
+            if ((next_kg >= k_end || group_of_k(p, next_kg) != group) && p.partial_int == nullptr) {
 #pragma unroll
                 for (int j = 0; j < NT; ++j)
 #pragma unroll
                     for (int r = 0; r < 4; ++r) {
-                        const int col = n0 + wn * Tile::WN + j * 8 + fragment::c_col(lane, r);
-                        const float ws = col < p.n ? p.w_scales[static_cast<std::size_t>(col) * p.groups + group] : 0.0f;
+                        const float ws = ss[(group - g_first) * Tile::BN + wn * Tile::WN + j * 8 + fragment::c_col(lane, r)];
 #pragma unroll
                         for (int i = 0; i < MT; ++i) {
                             if constexpr (int_path) {
@@ -297,6 +368,13 @@ __global__ void __launch_bounds__(Tile::threads) dense_gemm_kernel(const dense_g
                 const int col = n0 + wn * Tile::WN + j * 8 + fragment::c_col(lane, r);
                 if (row >= p.m || col >= p.n) continue;
                 const std::size_t at = static_cast<std::size_t>(row) * static_cast<std::size_t>(p.n) + static_cast<std::size_t>(col);
+                if constexpr (int_path) {
+                    if (p.partial_int != nullptr) {
+                        p.partial_int[static_cast<std::size_t>(blockIdx.z) * static_cast<std::size_t>(p.m) * p.n + at] =
+                            static_cast<int>(acc[i][j][r]);
+                        continue;
+                    }
+                }
                 if (p.partial != nullptr) {
                     p.partial[static_cast<std::size_t>(blockIdx.z) * static_cast<std::size_t>(p.m) * p.n + at] = out[i][j][r];
                 } else {
@@ -317,6 +395,24 @@ __global__ void finalize_split_k(const float* __restrict__ partial, int splits, 
         float v = partial[i];
         for (int s = 1; s < splits; ++s) v += partial[static_cast<std::size_t>(s) * total + i];
         if (bias != nullptr) v = __fadd_rn(v, bias[i % static_cast<std::size_t>(n)]);
+        y[i] = convert_output<Out>(v);
+    }
+}
+
+/// Int path split-K epilogue (per-channel weights): the exact int32 sum of the slices, then the oracle's
+/// y = 0 + float(acc) * (Sx * Sw), + bias.
+template <class Out>
+__global__ void finalize_split_k_int(const int* __restrict__ partial, int splits, int m, int n,
+                                     const float* __restrict__ x_scales, const float* __restrict__ w_scales,
+                                     const float* __restrict__ bias, Out* __restrict__ y) {
+    const std::size_t total = static_cast<std::size_t>(m) * static_cast<std::size_t>(n);
+    for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < total;
+         i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+        int acc = partial[i];
+        for (int s = 1; s < splits; ++s) acc += partial[static_cast<std::size_t>(s) * total + i];
+        const auto row = static_cast<int>(i / static_cast<std::size_t>(n)), col = static_cast<int>(i % static_cast<std::size_t>(n));
+        float v = __fadd_rn(0.0f, __fmul_rn(__int2float_rn(acc), __fmul_rn(x_scales[row], w_scales[col])));
+        if (bias != nullptr) v = __fadd_rn(v, bias[col]);
         y[i] = convert_output<Out>(v);
     }
 }

@@ -23,7 +23,7 @@ struct sparse_gemm_args {
     const float* x_scales = nullptr;       ///< M per-token scales
     const std::uint8_t* w = nullptr;       ///< N x K/2 kept int8 values
     const std::uint32_t* meta = nullptr;   ///< ceil(N/16) x K/64 x 32 words
-    const float* w_scales = nullptr;       ///< N x groups
+    const float* w_scales = nullptr;       ///< groups x N (group-major)
     const float* bias = nullptr;           ///< N or null
     void* y = nullptr;                     ///< M x N
     int m = 0, n = 0, k = 0;
@@ -160,7 +160,7 @@ __global__ void __launch_bounds__(Tile::threads) sparse_gemm_kernel(const sparse
 #pragma unroll
                     for (int h = 0; h < 2; ++h) {
                         const int wrow = n0 + wn * Tile::WN + i * 16 + fragment::group_of(lane) + 8 * h;
-                        const float wscale = wrow < p.n ? p.w_scales[static_cast<std::size_t>(wrow) * p.groups + group] : 0.0f;
+                        const float wscale = wrow < p.n ? p.w_scales[static_cast<std::size_t>(group) * p.n + wrow] : 0.0f;
 #pragma unroll
                         for (int j = 0; j < MT; ++j)
 #pragma unroll

@@ -16,12 +16,14 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstdint>
 #include <type_traits>
 
 #include "tcomp/kernel/cuda/gemm_dense.cuh"
 #include "tcomp/kernel/cuda/gemm_sparse.cuh"
+#include "tcomp/kernel/cuda/gemv.cuh"
 #include "tcomp/kernel/cuda/launch_plan.hpp"
 #include "tcomp/kernel/cuda/quantize_activations.cuh"
 #include "tcomp/kernel/cuda/runtime.cuh"
@@ -37,12 +39,14 @@ public:
 
     explicit device_weights(const compressed_weights<Policy>& weights, cudaStream_t stream = nullptr)
         : device_weights(pack_for_gpu(weights), stream) {}
-    explicit device_weights(const weight_image& image, cudaStream_t stream = nullptr) : shape_(image) {
+    explicit device_weights(const weight_image& image, cudaStream_t stream = nullptr) {
         if (image.kind != kind)
             tcomp::detail::throw_error<shape_error>("cuda::device_weights: the image is for the ", kernel_name(image.kind),
                                                     " kernel, the policy runs ", kernel_name(kind));
         check_weight_shape(kind, image.rows, image.cols, image.group_size, "cuda::device_weights");
-        shape_.codes.clear(), shape_.scales.clear(), shape_.zero_points.clear(), shape_.metadata.clear();
+        check_image_sizes(image);
+        shape_.kind = image.kind, shape_.rows = image.rows, shape_.cols = image.cols;
+        shape_.code_bits = image.code_bits, shape_.is_signed = image.is_signed, shape_.group_size = image.group_size;
         codes_.upload(image.codes, stream);
         scales_.upload(image.scales, stream);
         zero_points_.upload(image.zero_points, stream);
@@ -63,7 +67,27 @@ public:
     const std::uint32_t* metadata() const { return metadata_.data(); }
 
 private:
-    weight_image shape_;  // sizes only
+    /// The buffers must have the sizes the shape implies: the kernels read exactly that many bytes.
+    static void check_image_sizes(const weight_image& image) {
+        const auto n = static_cast<std::size_t>(image.rows), groups = static_cast<std::size_t>(image.groups());
+        const std::size_t zeros = groups * static_cast<std::size_t>(image.zero_stride());
+        const bool zero_ok = image.zero_points.empty() || image.zero_points.size() == zeros;
+        const std::size_t want_meta =
+            image.sparse() ? static_cast<std::size_t>(image.tiles() * (image.cols / k_multiple_sparse) * 32) : 0;
+        if (image.codes.size() != n * static_cast<std::size_t>(image.row_bytes()) || image.scales.size() != n * groups ||
+            !zero_ok || image.metadata.size() != want_meta)
+            tcomp::detail::throw_error<shape_error>("cuda::device_weights: the ", image.rows, "x", image.cols,
+                                                    " image holds ", image.codes.size(), " code bytes, ", image.scales.size(),
+                                                    " scales, ", image.zero_points.size(), " zero points and ",
+                                                    image.metadata.size(), " metadata words; its shape needs ",
+                                                    n * static_cast<std::size_t>(image.row_bytes()), ", ", n * groups,
+                                                    ", 0 or ", zeros, ", and ", want_meta);
+        if (!image.zero_points.empty() && (kind == kernel_kind::w8a8 || kind == kernel_kind::w4a8 || kind == kernel_kind::w8a8_2of4))
+            tcomp::detail::throw_error<shape_error>("cuda::device_weights: the ", kernel_name(kind),
+                                                    " kernel takes symmetric weights; the image has zero points");
+    }
+
+    weight_image shape_;  // sizes only: no host copy of the weights is kept
     device_buffer<std::uint8_t> codes_;
     device_buffer<float> scales_;
     device_buffer<std::uint8_t> zero_points_;
@@ -75,6 +99,7 @@ struct workspace {
     device_buffer<std::int8_t> x_codes;
     device_buffer<float> x_scales;
     device_buffer<float> partial;
+    device_buffer<int> partial_int;
     device_buffer<int> bad_row;
 };
 
@@ -85,23 +110,44 @@ struct run_options {
 
 namespace detail {
 
-inline int multiprocessors() {
-    int device = 0, sms = 0;
+inline constexpr int max_cached_devices = 64;
+
+inline int current_device() {
+    int device = 0;
     TCOMP_CUDA_CHECK(cudaGetDevice(&device));
+    return device;
+}
+
+/// SM count of the current device, asked once per device (a driver query per GEMV call costs as much as
+/// the GEMV).
+inline int multiprocessors() {
+    static std::atomic<int> cache[max_cached_devices] = {};
+    const int device = current_device();
+    if (device < max_cached_devices) {
+        if (const int known = cache[device].load(std::memory_order_relaxed)) return known;
+    }
+    int sms = 0;
     TCOMP_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    if (device < max_cached_devices) cache[device].store(sms, std::memory_order_relaxed);
     return sms;
 }
 
+/// Opts a kernel into more than 48 KB of dynamic shared memory, once per kernel and device.
 template <auto Kernel>
 void allow_shared_memory(int bytes) {
-    if (bytes > 48 * 1024)
-        TCOMP_CUDA_CHECK(cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    if (bytes <= 48 * 1024) return;
+    static std::atomic<std::uint64_t> done{0};
+    const int device = current_device();
+    const std::uint64_t bit = device < max_cached_devices ? std::uint64_t{1} << device : 0;
+    if (bit != 0 && (done.load(std::memory_order_relaxed) & bit) != 0) return;
+    TCOMP_CUDA_CHECK(cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    done.fetch_or(bit, std::memory_order_relaxed);
 }
 
 // The tile configurations (see launch_plan.hpp for which one runs when).
 using tile_small_int = dense_tile<16, 64, 1, 4, 1, 4>;
 using tile_small_float = dense_tile<16, 64, 1, 4, 2, 4>;
-using tile_medium = dense_tile<64, 128, 1, 4, 1, 3>;
+using tile_medium = dense_tile<64, 64, 2, 2, 1, 4>;
 using tile_large = dense_tile<128, 128, 2, 4, 1, 3>;
 using sparse_small = sparse_tile<128, 32, 4, 1, 4>;
 using sparse_large = sparse_tile<128, 128, 4, 2, 3>;
@@ -122,11 +168,25 @@ void run_dense(const launch_plan& plan, dense_gemm_args args, workspace& ws, cud
     constexpr bool int_path = std::is_same_v<Act, std::int8_t>;
     const int chunks = (args.k + 63) / 64;
     args.chunks_per_split = plan.splits > 1 ? plan.chunks_per_split : chunks;
+    const std::size_t total = static_cast<std::size_t>(args.m) * static_cast<std::size_t>(args.n);
     if (plan.splits > 1) {
-        ws.partial.reserve(static_cast<std::size_t>(plan.splits) * static_cast<std::size_t>(args.m) * args.n);
-        args.partial = ws.partial.data();
+        if constexpr (int_path) {
+            ws.partial_int.reserve(static_cast<std::size_t>(plan.splits) * total);
+            args.partial_int = ws.partial_int.data();
+        } else {
+            ws.partial.reserve(static_cast<std::size_t>(plan.splits) * total);
+            args.partial = ws.partial.data();
+        }
     }
     switch (plan.tile) {
+        case tile_shape::gemv:
+            if constexpr (!int_path) {
+                static_assert(gemv_max_rows == static_cast<int>(gemv_rows), "gemv.cuh and launch_plan.hpp disagree");
+                const auto blocks = static_cast<unsigned>((args.n + gemv_warps - 1) / gemv_warps);
+                gemv_kernel<Act, WBits, Out><<<blocks, gemv_warps * 32, 0, stream>>>(args);
+                TCOMP_CUDA_CHECK_LAUNCH("cuda::matmul (GEMV)");
+            }
+            break;
         case tile_shape::small:
             if constexpr (int_path) launch_dense<tile_small_int, Act, WBits, Out>(args, plan.splits, stream);
             else launch_dense<tile_small_float, Act, WBits, Out>(args, plan.splits, stream);
@@ -135,10 +195,13 @@ void run_dense(const launch_plan& plan, dense_gemm_args args, workspace& ws, cud
         case tile_shape::large: launch_dense<tile_large, Act, WBits, Out>(args, plan.splits, stream); break;
     }
     if (plan.splits > 1) {
-        const std::size_t total = static_cast<std::size_t>(args.m) * static_cast<std::size_t>(args.n);
         const auto blocks = static_cast<unsigned>(std::min<std::size_t>((total + 255) / 256, 4096));
-        finalize_split_k<Out><<<blocks, 256, 0, stream>>>(args.partial, plan.splits, args.m, args.n, args.bias,
-                                                         static_cast<Out*>(args.y));
+        if constexpr (int_path)
+            finalize_split_k_int<Out><<<blocks, 256, 0, stream>>>(args.partial_int, plan.splits, args.m, args.n, args.x_scales,
+                                                                 args.w_scales, args.bias, static_cast<Out*>(args.y));
+        else
+            finalize_split_k<Out><<<blocks, 256, 0, stream>>>(args.partial, plan.splits, args.m, args.n, args.bias,
+                                                             static_cast<Out*>(args.y));
         TCOMP_CUDA_CHECK_LAUNCH("cuda::matmul (split-K finalize)");
     }
 }
@@ -153,6 +216,12 @@ void launch_sparse(const sparse_gemm_args& args, cudaStream_t stream) {
     TCOMP_CUDA_CHECK_LAUNCH("cuda::matmul (2:4 sparse GEMM)");
 }
 
+inline int log2_if_power_of_two(index_t v) {
+    for (int s = 0; s < 31; ++s)
+        if (index_t{1} << s == v) return s;
+    return -1;
+}
+
 template <class T>
 constexpr bool is_activation_type = std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>;
 template <class T>
@@ -160,8 +229,10 @@ constexpr bool is_output_type = std::is_same_v<T, float> || std::is_same_v<T, __
 
 }  // namespace detail
 
-/// Y[M x N] = X[M x K] * W^T (+ bias[N]) on `stream`. X, Y, bias are device pointers, row-major, X and Y
-/// 16-byte aligned. Act: __half or __nv_bfloat16. Out: float, __half or __nv_bfloat16.
+/// Y[M x N] = X[M x K] * W^T (+ bias[N]) on `stream`. X, Y, bias are device pointers, row-major; X 16-byte
+/// aligned. Act: __half or __nv_bfloat16. Out: float, __half or __nv_bfloat16.
+/// The workspace grows (cudaMalloc) on the first call of a larger problem: make one such call before
+/// capturing calls in a CUDA graph.
 template <class Policy, class Act, class Out>
 void matmul(const Act* x, index_t m, const device_weights<Policy>& w, Out* y, const float* bias, workspace& ws,
             cudaStream_t stream = nullptr, run_options options = {}) {
@@ -171,13 +242,15 @@ void matmul(const Act* x, index_t m, const device_weights<Policy>& w, Out* y, co
     const index_t n = w.rows(), k = w.cols();
     check_matmul_arguments(kind, m, n, k, reinterpret_cast<std::uintptr_t>(x), reinterpret_cast<std::uintptr_t>(y));
     if (m == 0) return;
-    const launch_plan plan = plan_launch(kind, m, n, k, detail::multiprocessors());
+    const launch_plan plan = plan_launch(kind, m, n, k, k / w.group_size(), detail::multiprocessors());
 
     if constexpr (kind == kernel_kind::w4a16 || kind == kernel_kind::w8a16) {
         detail::dense_gemm_args args;
         args.x = x, args.w = w.codes(), args.w_scales = w.scales(), args.w_zeros = w.zero_points(), args.bias = bias;
         args.y = y, args.m = static_cast<int>(m), args.n = static_cast<int>(n), args.k = static_cast<int>(k);
         args.group_size = static_cast<int>(w.group_size()), args.groups = static_cast<int>(k / w.group_size());
+        args.zero_stride = static_cast<int>((n + 3) / 4 * 4);
+        args.group_shift = detail::log2_if_power_of_two(w.group_size());
         args.w_signed = w.is_signed();
         detail::run_dense<Act, kind == kernel_kind::w4a16 ? 4 : 8, Out>(plan, args, ws, stream);
     } else {
@@ -209,6 +282,7 @@ void matmul(const Act* x, index_t m, const device_weights<Policy>& w, Out* y, co
             args.m = static_cast<int>(m), args.n = static_cast<int>(n), args.k = static_cast<int>(k);
             args.group_size = static_cast<int>(w.group_size()), args.groups = static_cast<int>(k / w.group_size());
             args.w_signed = true;
+            args.group_shift = detail::log2_if_power_of_two(w.group_size());
             detail::run_dense<std::int8_t, kind == kernel_kind::w4a8 ? 4 : 8, Out>(plan, args, ws, stream);
         }
     }

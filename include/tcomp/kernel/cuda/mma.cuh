@@ -24,6 +24,13 @@ __device__ __forceinline__ void copy_16_async(void* shared, const void* global, 
                  "r"(src_bytes)
                  : "memory");
 }
+/// Copies 4 bytes global -> shared (zero-filled when `valid` is false): per-group scales and zero points.
+__device__ __forceinline__ void copy_4_async(void* shared, const void* global, bool valid) {
+    const int src_bytes = valid ? 4 : 0;
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(shared_address(shared)), "l"(global),
+                 "r"(src_bytes)
+                 : "memory");
+}
 __device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 /// Waits until at most `Pending` committed groups are still in flight.
 template <int Pending>

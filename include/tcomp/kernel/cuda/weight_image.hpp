@@ -6,8 +6,10 @@
 // One layout serves CPU and GPU: the dense codes are the compressed_matrix's own rows (core/packed_storage:
 // row-major, K contiguous, LSB-first within a byte, so an int4 row is K/2 bytes with element 2i in the low
 // nibble), copied as they are. What changes is only the side data:
-//   - scales are decoded to float32 (the tensor scale folded in), one per (row, group);
-//   - zero points (asymmetric weights, float-activation kernels only) become one byte per (row, group);
+//   - scales are decoded to float32 (the tensor scale folded in), one per (group, row), group-major: the
+//     scales of one group for a block's rows are contiguous, so a pipeline stage copies them with its codes;
+//   - zero points (asymmetric weights, float-activation kernels only) become one byte per (group, row),
+//     group-major with rows padded to a multiple of 4 (so a stage copies them 4 bytes at a time);
 //   - 2:4 sparse weights keep their compressed values (K/2 int8 per row, the two kept values of each group
 //     of four in increasing k) and their 2-bit indices are re-laid into the per-lane metadata words of
 //     mma.sp.m16n8k64 (kernel/cuda/fragments.hpp), one 32-bit word per (16-row tile, 64-k chunk, lane).
@@ -142,11 +144,17 @@ struct weight_image {
     bool is_signed = true;   ///< two's complement codes (else unsigned, with zero points)
     index_t group_size = 0;  ///< K for per-channel / per-tensor
     std::vector<std::uint8_t> codes;       ///< dense: N x row_bytes(); 2:4: N x K/2 kept int8 values
-    std::vector<float> scales;             ///< N x groups()
-    std::vector<std::uint8_t> zero_points; ///< N x groups(), empty when symmetric
+    std::vector<float> scales;             ///< groups() x N (group-major)
+    std::vector<std::uint8_t> zero_points; ///< groups() x zero_stride(), empty when symmetric
     std::vector<std::uint32_t> metadata;   ///< 2:4: tiles() x K/64 x 32 mma.sp metadata words
 
     index_t groups() const { return group_size > 0 ? cols / group_size : 0; }
+    /// Row stride of the zero points: N rounded up to a multiple of 4.
+    index_t zero_stride() const { return (rows + 3) / 4 * 4; }
+    float scale(index_t r, index_t group) const { return scales[static_cast<std::size_t>(group * rows + r)]; }
+    int zero_point(index_t r, index_t group) const {
+        return zero_points.empty() ? 0 : zero_points[static_cast<std::size_t>(group * zero_stride() + r)];
+    }
     bool sparse() const { return kind == kernel_kind::w8a8_2of4; }
     /// Bytes of one stored row of codes.
     index_t row_bytes() const { return sparse() ? cols / 2 : cols * code_bits / 8; }
@@ -192,16 +200,16 @@ weight_image pack_for_gpu(const compressed_weights<Policy>& weights) {
 
     const index_t groups = img.groups();
     img.scales.resize(static_cast<std::size_t>(img.rows * groups));
-    if constexpr (WQ::has_zero_point) img.zero_points.resize(static_cast<std::size_t>(img.rows * groups));
+    if constexpr (WQ::has_zero_point) img.zero_points.assign(static_cast<std::size_t>(groups * img.zero_stride()), 0);
     for (index_t r = 0; r < img.rows; ++r)
         for (index_t g = 0; g < groups; ++g) {
             const float s = m.scale(r, g * img.group_size);
             if (!std::isfinite(s))
                 tcomp::detail::throw_error<value_error>("cuda::pack_for_gpu: scale of row ", r, ", group ", g,
                                                         " is not finite");
-            img.scales[static_cast<std::size_t>(r * groups + g)] = s;
+            img.scales[static_cast<std::size_t>(g * img.rows + r)] = s;
             if constexpr (WQ::has_zero_point)
-                img.zero_points[static_cast<std::size_t>(r * groups + g)] =
+                img.zero_points[static_cast<std::size_t>(g * img.zero_stride() + r)] =
                     static_cast<std::uint8_t>(m.zero_point(r, g * img.group_size));
         }
 
@@ -248,11 +256,8 @@ inline int image_code(const weight_image& img, index_t r, index_t k) {
 /// positions are read back through the mma.sp metadata words, so this also checks their placement.
 inline dense_matrix<float> dequantize_image(const weight_image& img) {
     dense_matrix<float> w(img.rows, img.cols);
-    const index_t groups = img.groups();
-    auto scale = [&](index_t r, index_t k) { return img.scales[static_cast<std::size_t>(r * groups + k / img.group_size)]; };
-    auto zero = [&](index_t r, index_t k) {
-        return img.zero_points.empty() ? 0 : static_cast<int>(img.zero_points[static_cast<std::size_t>(r * groups + k / img.group_size)]);
-    };
+    auto scale = [&](index_t r, index_t k) { return img.scale(r, k / img.group_size); };
+    auto zero = [&](index_t r, index_t k) { return img.zero_point(r, k / img.group_size); };
     if (!img.sparse()) {
         for (index_t r = 0; r < img.rows; ++r)
             for (index_t k = 0; k < img.cols; ++k)
