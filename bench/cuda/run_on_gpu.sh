@@ -64,7 +64,7 @@ if stale "$bin/tcomp_cuda_tests" include tests/cuda; then
   "$NVCC" "${common[@]}" -Xptxas -v -o "$bin/tcomp_cuda_tests" tests/cuda/*.cu > "$bin/build-tests.txt" 2>&1 &
   p1=$!
 fi
-if stale "$bin/bench_cuda_gemm" include bench/cuda; then
+if stale "$bin/bench_cuda_gemm" include bench/cuda/bench_cuda_gemm.cu; then
   "$NVCC" "${common[@]}" -o "$bin/bench_cuda_gemm" bench/cuda/bench_cuda_gemm.cu -lcublas -lcublasLt \
     > "$bin/build-bench.txt" 2>&1 &
   p2=$!
