@@ -13,8 +13,10 @@
 // (global -> shared, 16-byte copies, zero-fill past M / N / K), warps tiled WARPS_M x WARPS_N over the
 // block tile and WARPS_K along K (float path only: the int path keeps one warp per output for the exact
 // k order). Shared rows are padded by 16 bytes so the 32-bit fragment loads of a warp hit 32 distinct
-// banks. Split-K across blocks (grid.z) writes fp32 partial sums that finalize_split_k adds in a fixed
-// order (deterministic); it is used by the float path at small M, where N / BN blocks cannot fill the GPU.
+// banks. Each stage also carries the scales / zero points of the groups it touches (no global load in
+// the main loop). Split-K across blocks (grid.z, where launch_plan.hpp finds SMs idle): float paths write
+// fp32 partial sums (finalize_split_k), per-channel int paths exact int32 sums (finalize_split_k_int,
+// which then applies the oracle's epilogue); both add the slices in a fixed order (deterministic).
 #pragma once
 
 #include <cuda_bf16.h>
