@@ -221,6 +221,29 @@ TEST_CASE("cuda host: shapes the kernels reject are errors before any launch", "
                       Catch::Contains("65535 tiles"));
 }
 
+TEST_CASE("cuda host: images the kernels cannot read are errors", "[cuda]") {
+    const auto cw = compress<presets::w4a16>(tcomp_test::gaussian(5, 128, 3).view());
+    const cuda::weight_image good = cuda::pack_for_gpu(cw);
+    CHECK_NOTHROW(cuda::check_image(good, cuda::kernel_kind::w4a16, "t"));
+    CHECK_THROWS_WITH(cuda::check_image(good, cuda::kernel_kind::w8a16, "t"), Catch::Contains("the policy runs w8a16"));
+    cuda::weight_image wrong_bits = good;
+    wrong_bits.code_bits = 8;
+    wrong_bits.codes.resize(wrong_bits.codes.size() * 2);  // sizes consistent with 8 bits: still refused
+    CHECK_THROWS_WITH(cuda::check_image(wrong_bits, cuda::kernel_kind::w4a16, "t"), Catch::Contains("reads 4-bit"));
+    cuda::weight_image short_codes = good;
+    short_codes.codes.pop_back();
+    CHECK_THROWS_WITH(cuda::check_image(short_codes, cuda::kernel_kind::w4a16, "t"), Catch::Contains("code bytes"));
+    cuda::weight_image int_with_zeros = cuda::pack_for_gpu(compress<presets::w8a8>(tcomp_test::gaussian(5, 128, 3).view()));
+    int_with_zeros.zero_points.assign(static_cast<std::size_t>(int_with_zeros.zero_stride()), 0);
+    CHECK_THROWS_WITH(cuda::check_image(int_with_zeros, cuda::kernel_kind::w8a8, "t"), Catch::Contains("symmetric"));
+    // int32 accumulators: W8A8 with one scale per row overflows past 131071 products (|x|, |w| <= 128).
+    CHECK_NOTHROW(cuda::check_weight_shape(cuda::kernel_kind::w8a8, 8, 131040, 131040, "t"));
+    CHECK_THROWS_WITH(cuda::check_weight_shape(cuda::kernel_kind::w8a8, 8, 131104, 131104, "t"),
+                      Catch::Contains("int32 accumulator"));
+    CHECK_NOTHROW(cuda::check_weight_shape(cuda::kernel_kind::w8a8_2of4, 8, 262080, 262080, "t"));  // half kept
+    CHECK_NOTHROW(cuda::check_weight_shape(cuda::kernel_kind::w4a8, 8, 1 << 21, 128, "t"));        // groups reset it
+}
+
 TEST_CASE("cuda host: launch plans", "[cuda]") {
     using cuda::kernel_kind;
     using cuda::tile_shape;

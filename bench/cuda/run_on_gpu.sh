@@ -7,8 +7,9 @@
 #   3. compute-sanitizer memcheck over the quick test set;
 #   4. the benchmark against cuBLAS fp16 / bf16 and cuBLASLt int8 (JSON + table).
 # The last lines printed are a short summary table. Full logs and bench.json go to $OUT (the device
-# tool's output folder) or build/gpu; the binaries stay in build/gpu and are rebuilt only when a source
-# under include/, tests/cuda or bench/cuda is newer (a warm device machine keeps them between calls).
+# tool's output folder) or build/gpu; the binaries stay in build/gpu and are rebuilt only when the content
+# of their sources changed (include/ and tests/cuda for the tests, include/ and bench_cuda_gemm.cu for the
+# bench), so binaries built elsewhere and copied into build/gpu are used as they are.
 #
 #   bench/cuda/run_on_gpu.sh [--quick] [--no-bench] [--no-sanitizer] [--no-tests]
 #

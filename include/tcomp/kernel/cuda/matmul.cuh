@@ -40,11 +40,7 @@ public:
     explicit device_weights(const compressed_weights<Policy>& weights, cudaStream_t stream = nullptr)
         : device_weights(pack_for_gpu(weights), stream) {}
     explicit device_weights(const weight_image& image, cudaStream_t stream = nullptr) {
-        if (image.kind != kind)
-            tcomp::detail::throw_error<shape_error>("cuda::device_weights: the image is for the ", kernel_name(image.kind),
-                                                    " kernel, the policy runs ", kernel_name(kind));
-        check_weight_shape(kind, image.rows, image.cols, image.group_size, "cuda::device_weights");
-        check_image_sizes(image);
+        check_image(image, kind, "cuda::device_weights");
         shape_.kind = image.kind, shape_.rows = image.rows, shape_.cols = image.cols;
         shape_.code_bits = image.code_bits, shape_.is_signed = image.is_signed, shape_.group_size = image.group_size;
         codes_.upload(image.codes, stream);
@@ -67,26 +63,6 @@ public:
     const std::uint32_t* metadata() const { return metadata_.data(); }
 
 private:
-    /// The buffers must have the sizes the shape implies: the kernels read exactly that many bytes.
-    static void check_image_sizes(const weight_image& image) {
-        const auto n = static_cast<std::size_t>(image.rows), groups = static_cast<std::size_t>(image.groups());
-        const std::size_t zeros = groups * static_cast<std::size_t>(image.zero_stride());
-        const bool zero_ok = image.zero_points.empty() || image.zero_points.size() == zeros;
-        const std::size_t want_meta =
-            image.sparse() ? static_cast<std::size_t>(image.tiles() * (image.cols / k_multiple_sparse) * 32) : 0;
-        if (image.codes.size() != n * static_cast<std::size_t>(image.row_bytes()) || image.scales.size() != n * groups ||
-            !zero_ok || image.metadata.size() != want_meta)
-            tcomp::detail::throw_error<shape_error>("cuda::device_weights: the ", image.rows, "x", image.cols,
-                                                    " image holds ", image.codes.size(), " code bytes, ", image.scales.size(),
-                                                    " scales, ", image.zero_points.size(), " zero points and ",
-                                                    image.metadata.size(), " metadata words; its shape needs ",
-                                                    n * static_cast<std::size_t>(image.row_bytes()), ", ", n * groups,
-                                                    ", 0 or ", zeros, ", and ", want_meta);
-        if (!image.zero_points.empty() && (kind == kernel_kind::w8a8 || kind == kernel_kind::w4a8 || kind == kernel_kind::w8a8_2of4))
-            tcomp::detail::throw_error<shape_error>("cuda::device_weights: the ", kernel_name(kind),
-                                                    " kernel takes symmetric weights; the image has zero points");
-    }
-
     weight_image shape_;  // sizes only: no host copy of the weights is kept
     device_buffer<std::uint8_t> codes_;
     device_buffer<float> scales_;

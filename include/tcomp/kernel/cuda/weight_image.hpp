@@ -59,9 +59,6 @@ inline constexpr index_t k_multiple_sparse = 64;
 
 namespace detail {
 
-template <class>
-inline constexpr bool unsupported = false;
-
 template <class F>
 constexpr bool is_plain_integer() {
     if constexpr (integer_grid_format<F>) return F::dense_grid && (F::bits == 4 || F::bits == 8);
@@ -114,6 +111,9 @@ consteval kernel_kind kernel_for() {
     } else {
         static_assert(S::kind == sparsity_kind::dense,
                       "tcomp::cuda: 2:4 sparse weights need int8 activations (W8A8 2:4); W4A16 / W8A16 are dense");
+        static_assert(!WQ::has_zero_point || !WF::is_signed,
+                      "tcomp::cuda: asymmetric weights must be unsigned (uint_format<4|8> with zero points); the "
+                      "kernels store zero points as bytes 0..255 and read signed codes as two's complement");
         return WF::bits == 8 ? kernel_kind::w8a16 : kernel_kind::w4a16;
     }
 }
@@ -133,6 +133,17 @@ inline void check_weight_shape(kernel_kind kind, index_t n, index_t k, index_t g
                                                 " kernel applies one scale per whole group of mma steps)");
     if (n > (index_t{1} << 30) || k > (index_t{1} << 30))
         tcomp::detail::throw_error<shape_error>(where, ": ", n, "x", k, " exceeds the 2^30 rows / columns the kernels index");
+    // The int8 kernels sum a group's products in int32 (the oracle sums in int64): |x| <= 128 and
+    // |w| <= 128 (int8) or 8 (int4), over the group's kept products (half of them for 2:4).
+    if (kind == kernel_kind::w8a8 || kind == kernel_kind::w4a8 || kind == kernel_kind::w8a8_2of4) {
+        const index_t weight_max = kind == kernel_kind::w4a8 ? 8 : 128;
+        const index_t max_products = ((index_t{1} << 31) - 1) / (128 * weight_max);
+        const index_t max_group = kind == kernel_kind::w8a8_2of4 ? 2 * max_products : max_products;
+        if (group > max_group)
+            tcomp::detail::throw_error<shape_error>(where, ": a group of ", group, " weights (K itself for one scale per row) "
+                                                    "can overflow the ", kernel_name(kind), " kernel's int32 accumulator, "
+                                                    "which holds ", max_group, " weights' products; use smaller groups");
+    }
 }
 
 /// Host image of compressed weights in the layout the CUDA kernels read (see the file comment).
@@ -178,6 +189,35 @@ inline void place_sparse_metadata(weight_image& img, index_t row, index_t group_
 }
 
 }  // namespace detail
+
+/// Throws unless `image` is one the `kind` kernel can read: its kind, shape (check_weight_shape), code
+/// width and signedness, and buffer sizes (the kernels read exactly the bytes the shape implies).
+inline void check_image(const weight_image& image, kernel_kind kind, const char* where) {
+    if (image.kind != kind)
+        tcomp::detail::throw_error<shape_error>(where, ": the image is for the ", kernel_name(image.kind),
+                                                " kernel, the policy runs ", kernel_name(kind));
+    check_weight_shape(kind, image.rows, image.cols, image.group_size, where);
+    const int bits = (kind == kernel_kind::w4a8 || kind == kernel_kind::w4a16) ? 4 : 8;
+    const bool int_kernel = kind == kernel_kind::w8a8 || kind == kernel_kind::w4a8 || kind == kernel_kind::w8a8_2of4;
+    if (image.code_bits != bits || (int_kernel && !image.is_signed))
+        tcomp::detail::throw_error<shape_error>(where, ": the image holds ", image.code_bits, "-bit ",
+                                                image.is_signed ? "signed" : "unsigned", " codes; the ", kernel_name(kind),
+                                                " kernel reads ", bits, "-bit", int_kernel ? " signed" : "", " codes");
+    if (!image.zero_points.empty() && int_kernel)
+        tcomp::detail::throw_error<shape_error>(where, ": the ", kernel_name(kind),
+                                                " kernel takes symmetric weights; the image has zero points");
+    const auto n = static_cast<std::size_t>(image.rows), groups = static_cast<std::size_t>(image.groups());
+    const std::size_t code_bytes = n * static_cast<std::size_t>(image.row_bytes());
+    const std::size_t zeros = groups * static_cast<std::size_t>(image.zero_stride());
+    const std::size_t meta = image.sparse() ? static_cast<std::size_t>(image.tiles() * (image.cols / k_multiple_sparse) * 32) : 0;
+    if (image.codes.size() != code_bytes || image.scales.size() != n * groups ||
+        !(image.zero_points.empty() || image.zero_points.size() == zeros) || image.metadata.size() != meta)
+        tcomp::detail::throw_error<shape_error>(where, ": the ", image.rows, "x", image.cols, " image holds ",
+                                                image.codes.size(), " code bytes, ", image.scales.size(), " scales, ",
+                                                image.zero_points.size(), " zero points and ", image.metadata.size(),
+                                                " metadata words; its shape needs ", code_bytes, ", ", n * groups,
+                                                ", 0 or ", zeros, ", and ", meta);
+}
 
 /// Packs compressed weights into the CUDA kernels' image. Throws shape_error for shapes they reject.
 template <class Policy>
