@@ -32,14 +32,7 @@ namespace {
 
 using namespace tcomp;
 
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const tcomp::error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
+using tcomp_test::error_of;
 
 std::vector<float> run(const model::linear& l, const dense_matrix<float>& x) {
     std::vector<float> y(static_cast<std::size_t>(x.rows() * l.out_features()));

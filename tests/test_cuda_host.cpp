@@ -210,14 +210,14 @@ TEST_CASE("cuda host: shapes the kernels reject are errors before any launch", "
     CHECK_THROWS_WITH(cuda::pack_for_gpu(compress<sparse_g32>(tcomp_test::gaussian(4, 128, 1).view())),
                       Catch::Contains("multiple of 64"));
     CHECK_THROWS_AS(cuda::check_weight_shape(cuda::kernel_kind::w8a8, 0, 64, 64, "t"), shape_error);
-    CHECK_THROWS_WITH(cuda::check_matmul_arguments(cuda::kernel_kind::w8a8, -1, 8, 64, 16, 16),
+    CHECK_THROWS_WITH(cuda::check_matmul_arguments(cuda::kernel_kind::w8a8, -1, 16, 16),
                       Catch::Contains("negative"));
-    CHECK_THROWS_WITH(cuda::check_matmul_arguments(cuda::kernel_kind::w4a16, 3, 8, 64, 24, 16),
+    CHECK_THROWS_WITH(cuda::check_matmul_arguments(cuda::kernel_kind::w4a16, 3, 24, 16),
                       Catch::Contains("16-byte aligned"));
-    CHECK_THROWS_WITH(cuda::check_matmul_arguments(cuda::kernel_kind::w4a16, 3, 8, 64, 0, 16),
+    CHECK_THROWS_WITH(cuda::check_matmul_arguments(cuda::kernel_kind::w4a16, 3, 0, 16),
                       Catch::Contains("null"));
-    CHECK_NOTHROW(cuda::check_matmul_arguments(cuda::kernel_kind::w4a16, 0, 8, 64, 0, 0));
-    CHECK_THROWS_WITH(cuda::check_matmul_arguments(cuda::kernel_kind::w8a8, 65535 * 128 + 1, 8, 64, 16, 16),
+    CHECK_NOTHROW(cuda::check_matmul_arguments(cuda::kernel_kind::w4a16, 0, 0, 0));
+    CHECK_THROWS_WITH(cuda::check_matmul_arguments(cuda::kernel_kind::w8a8, 65535 * 128 + 1, 16, 16),
                       Catch::Contains("65535 tiles"));
 }
 

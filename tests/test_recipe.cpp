@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "test_support.hpp"
 #include "tcomp/io/safetensors.hpp"
 #include "tcomp/metrics/distribution.hpp"
 #include "tcomp/model/llama.hpp"
@@ -51,14 +52,7 @@ std::map<std::string, std::vector<float>> synthetic_weights(const llama_config& 
     return out;
 }
 
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const tcomp::error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
+using tcomp_test::error_of;
 
 }  // namespace
 

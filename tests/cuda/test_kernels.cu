@@ -3,9 +3,11 @@
 //   - every matmul kernel on random shapes (M, N odd and past tile edges; K past the 64-element stage),
 //     random data, random bias, poisoned outputs (every element must be written):
 //       int8 paths (W8A8, W4A8, 2:4 W8A8): bit-exact, fp32 / fp16 / bf16 outputs;
-//       float paths (W4A16, W8A16): |y - y_ref| <= 2^-11 * sum_k |x_k w_k| + the output format's rounding,
-//       where the weights are exact 16-bit integers (code - zero) and scales are applied in fp32, so only
-//       the fp32 accumulation order differs from the oracle's double sum;
+//       float paths (W4A16, W8A16): |y - y_ref| <= 2^-16 * sum_k |x_k w_k| + 2^-22 |y_ref| + the output
+//       format's rounding, where the weights are exact 16-bit integers (code - zero) and scales are applied
+//       in fp32, so only fp32 accumulation (and the fp32 bias add) differs from the oracle's double sum.
+//       The H200 run of 2026-12-04 measured at most 0.0015 of an earlier 2^-11 bound (fp32 outputs), i.e.
+//       about 0.05 of this one: tight enough that one wrong weight in a long row fails;
 //   - the 2:4 operand and metadata layouts of mma.sp (probed one element at a time, compared with
 //     kernel/cuda/fragments.hpp; on a mismatch the layout found is printed);
 //   - errors: NaN rows, misaligned X, wrong image kind, zero rows.
@@ -127,7 +129,7 @@ bool run_matmul_case(const std::string& label, index_t m, index_t n, index_t k, 
     TCOMP_CUDA_CHECK(cudaDeviceSynchronize());
     const std::vector<out_storage> y = dy.download();
 
-    // Bound of the float path: 2^-11 * sum |x_k w_k| with the dequantized weights.
+    // Bound of the float path (see the file comment), with the dequantized weights.
     dense_matrix<float> w_deq;
     if constexpr (!int_path) w_deq = dequantize(cw.weights());
     compare_result res;
@@ -157,7 +159,7 @@ bool run_matmul_case(const std::string& label, index_t m, index_t n, index_t k, 
             } else {
                 double sum_abs = 0.0;
                 for (index_t kk = 0; kk < k; ++kk) sum_abs += std::fabs(static_cast<double>(x(r, kk)) * w_deq(c, kk));
-                double bound = std::ldexp(sum_abs, -11) + 1e-30;
+                double bound = std::ldexp(sum_abs, -16) + std::ldexp(std::fabs(ref), -22) + 1e-30;
                 if constexpr (std::is_same_v<Out, __half>) bound += std::ldexp(std::fabs(ref), -11) + std::ldexp(1.0, -24);
                 if constexpr (std::is_same_v<Out, __nv_bfloat16>) bound += std::ldexp(std::fabs(ref), -8) + 1e-38;
                 const double err = std::fabs(static_cast<double>(got) - ref);

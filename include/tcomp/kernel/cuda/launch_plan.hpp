@@ -71,16 +71,13 @@ inline launch_plan plan_launch(kernel_kind kind, index_t m, index_t n, index_t k
 }
 
 /// Throws before any launch when the activation / output arguments cannot be run.
-inline void check_matmul_arguments(kernel_kind kind, index_t m, index_t n, index_t k, std::uintptr_t x,
-                                   std::uintptr_t y) {
+inline void check_matmul_arguments(kernel_kind kind, index_t m, std::uintptr_t x, std::uintptr_t y) {
     if (m < 0) tcomp::detail::throw_error<shape_error>("cuda::matmul: M = ", m, " is negative");
     // grid.y counts M tiles (at most 65535); the largest M tile is 128 rows.
     constexpr index_t max_m = index_t{65535} * 128;
     if (m > max_m)
         tcomp::detail::throw_error<shape_error>("cuda::matmul: M = ", m, " exceeds ", max_m,
                                                 " rows (65535 tiles of 128: split the batch into several calls)");
-    if (static_cast<double>(m) * static_cast<double>(std::max(n, k)) > 4.0e18)
-        tcomp::detail::throw_error<shape_error>("cuda::matmul: ", m, "x", std::max(n, k), " elements overflow the indexing");
     if (m == 0) return;
     if (x == 0 || y == 0)
         tcomp::detail::throw_error<shape_error>("cuda::matmul (", kernel_name(kind), "): X or Y is a null pointer");

@@ -216,7 +216,7 @@ void matmul(const Act* x, index_t m, const device_weights<Policy>& w, Out* y, co
     static_assert(detail::is_output_type<Out>, "cuda::matmul: Y must be float, __half or __nv_bfloat16");
     constexpr kernel_kind kind = device_weights<Policy>::kind;
     const index_t n = w.rows(), k = w.cols();
-    check_matmul_arguments(kind, m, n, k, reinterpret_cast<std::uintptr_t>(x), reinterpret_cast<std::uintptr_t>(y));
+    check_matmul_arguments(kind, m, reinterpret_cast<std::uintptr_t>(x), reinterpret_cast<std::uintptr_t>(y));
     if (m == 0) return;
     const launch_plan plan = plan_launch(kind, m, n, k, k / w.group_size(), detail::multiprocessors());
 
