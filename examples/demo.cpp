@@ -28,6 +28,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
@@ -58,6 +59,27 @@ void release(void* q) noexcept {
     live.fetch_sub(*static_cast<std::size_t*>(p));
     std::free(p);
 }
+// Aligned forms: the block starts `a` bytes (at least the header) before the returned pointer; the size and the
+// malloc'd base sit in the two words just below it.
+void* allocate_aligned(std::size_t n, std::size_t a) {
+    if (a < 2 * sizeof(void*)) a = 2 * sizeof(void*);
+    void* base = std::malloc(n + 2 * a);
+    if (!base) throw std::bad_alloc();
+    auto addr = (reinterpret_cast<std::uintptr_t>(base) + 2 * sizeof(void*) + a - 1) / a * a;
+    auto* words = reinterpret_cast<void**>(addr);
+    words[-1] = base;
+    words[-2] = reinterpret_cast<void*>(n);
+    const std::size_t now = live.fetch_add(n) + n;
+    for (std::size_t seen = peak.load(); now > seen && !peak.compare_exchange_weak(seen, now);) {
+    }
+    return reinterpret_cast<void*>(addr);
+}
+void release_aligned(void* q) noexcept {
+    if (!q) return;
+    auto* words = static_cast<void**>(q);
+    live.fetch_sub(reinterpret_cast<std::size_t>(words[-2]));
+    std::free(words[-1]);
+}
 /// Starts a measurement: the peak is reset to what is live now, which is the baseline returned.
 std::size_t start() {
     const std::size_t base = live.load();
@@ -66,12 +88,37 @@ std::size_t start() {
 }
 }  // namespace heap
 
+// Every replaceable form (plain, array, nothrow, aligned, sized): GCC pairs them, and a form left to the
+// library would free a pointer this allocator made (or the reverse). std::stable_sort, for one, takes its
+// buffer with nothrow new.
 void* operator new(std::size_t n) { return heap::allocate(n); }
 void* operator new[](std::size_t n) { return heap::allocate(n); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+    try { return heap::allocate(n); } catch (...) { return nullptr; }
+}
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+    try { return heap::allocate(n); } catch (...) { return nullptr; }
+}
+void* operator new(std::size_t n, std::align_val_t a) { return heap::allocate_aligned(n, std::size_t(a)); }
+void* operator new[](std::size_t n, std::align_val_t a) { return heap::allocate_aligned(n, std::size_t(a)); }
+void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+    try { return heap::allocate_aligned(n, std::size_t(a)); } catch (...) { return nullptr; }
+}
+void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+    try { return heap::allocate_aligned(n, std::size_t(a)); } catch (...) { return nullptr; }
+}
 void operator delete(void* p) noexcept { heap::release(p); }
 void operator delete[](void* p) noexcept { heap::release(p); }
 void operator delete(void* p, std::size_t) noexcept { heap::release(p); }
 void operator delete[](void* p, std::size_t) noexcept { heap::release(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { heap::release(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { heap::release(p); }
+void operator delete(void* p, std::align_val_t) noexcept { heap::release_aligned(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { heap::release_aligned(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { heap::release_aligned(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { heap::release_aligned(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { heap::release_aligned(p); }
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { heap::release_aligned(p); }
 
 namespace {
 

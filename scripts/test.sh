@@ -2,6 +2,8 @@
 # scripts/test.sh - build and run the whole tcomp suite.  This is what CI runs.
 #
 #   deps      install missing Debian packages (scripts/deps.sh)
+#   demo      the README's first command as a new user runs it: ./scripts/demo.sh --quick (release
+#             preset, build/release); a demo that does not build or run fails CI
 #   dev       configure + build the `dev` preset, ctest (unit, header check,
 #             compile-fail, demo, CUDA: skipped without a GPU)
 #   bench     smoke-run every benchmark (--benchmark_min_time=0.01, TCOMP_BENCH_QUICK=1: small
@@ -81,6 +83,12 @@ source scripts/deps.sh
 end
 
 tmp_root="$(mktemp -d "${TMPDIR:-/tmp}/tcomp-test.XXXXXX")"
+
+# ---------------------------------------------------------------- demo
+begin demo "the README's first command: ./scripts/demo.sh --quick (release preset, build/release)"
+./scripts/demo.sh --quick --png "$tmp_root/tcomp_demo.png" 2>&1 | tee "$tmp_root/demo.log"
+grep -q '^total ' "$tmp_root/demo.log" || { echo "test.sh: the demo printed no table" >&2; exit 1; }
+end "$(grep '^total ' "$tmp_root/demo.log")"
 
 # ---------------------------------------------------------------- dev
 begin dev "configure, build and test the 'dev' preset (build/dev)"
