@@ -1,6 +1,13 @@
 # Runs one tool command for CTest and checks its exit status and output.
-#   cmake -DCOMMAND=<exe|arg|arg...> -DEXPECT_EXIT=<n|nonzero> [-DEXPECT_OUTPUT=<regex>] -P check_tool.cmake
+#   cmake -DCOMMAND=<exe|arg|arg...> -DEXPECT_EXIT=<n|nonzero> [-DEXPECT_OUTPUT=<regex>] [-DREQUIRE_PATH=<path>]
+#         -P check_tool.cmake
 # Arguments are '|'-separated so that paths with ';' survive. stdout and stderr are matched together.
+# REQUIRE_PATH (e.g. a shared model): when it does not exist, prints "SKIPPED: ..." and runs nothing (the test's
+# SKIP_REGULAR_EXPRESSION then reports it as skipped).
+if(DEFINED REQUIRE_PATH AND NOT EXISTS "${REQUIRE_PATH}")
+  message("SKIPPED: ${REQUIRE_PATH} not found")
+  return()
+endif()
 string(REPLACE "|" ";" _command "${COMMAND}")
 execute_process(COMMAND ${_command} RESULT_VARIABLE _exit OUTPUT_VARIABLE _out ERROR_VARIABLE _err)
 message("${_out}${_err}")
