@@ -1,6 +1,12 @@
-// tcomp demo: every recipe on every model, end to end, in one table: model size, quality kept, time taken.
+// tcomp demo: six recipes on four models, end to end, in one table: model size, quality kept, time taken.
 //
 //   tcomp_demo [--models DIR] [--threads N] [--png FILE] [--stories N] [--quick]
+//
+// What runs. Every model gets the same six recipes: fp32, w8a8, w8a16, w4a16, w4a8 and a w4a8 + w8a8 mix (each
+// model's own layer patterns; 4-bit recipes use groups of 32 where K allows, per channel where it does not).
+// --quick (CTest, scripts/test.sh) runs four of them on every model (fp32, w8a8, w4a16 and the mix), 8 dev
+// stories instead of 40 and one TAEF2 dev latent instead of two. mnist_mlp and taef2_decoder have no stand-in:
+// without their files they are skipped (and say so).
 //
 // Models (from DIR, default ../shared/models beside the source tree, when they are there):
 //   stories260K    LLaMA-architecture language model: dev-set perplexity (and a greedy text sample)
@@ -9,8 +15,15 @@
 //   diffusion      a seeded text-to-image DiT (no trained weights: a stand-in) whose latents the FP32 TAEF2
 //                  decoder turns into images: latent SQNR against the FP32 pipeline (and PSNR of the image)
 // Without DIR, seeded stand-ins run instead (a random LLaMA, the seeded DiT) so the demo still shows what each
-// recipe costs. Every recipe is a JSON text (model/recipe.hpp), resolved against the model's layer names.
+// recipe costs. Every recipe is a JSON text (model/recipe.hpp), resolved against the model's layer names; the
+// stories260K mix is the file examples/recipes/stories260k_mix.json, which tcomp-quantize also takes (CTest
+// tools.quantize_stories260k_mix), so the demo and the tool run one recipe.
+//
+// Two sizes per row: stored MB, what a compressed model file (io/compressed_model.hpp, tcomp-quantize) holds,
+// and kernel MB, what the CPU kernels stream per call (cpu::packed_weights::kernel_bytes(): the kernels' panel
+// packing, K padded to their block, float scales per row group, int32 weight sums). "vs FP16" uses stored MB.
 // The PNG (default tcomp_demo.png) shows the decodes side by side, one column per recipe.
+#include <tcomp/io/compressed_model.hpp>
 #include <tcomp/io/png.hpp>
 #include <tcomp/io/safetensors.hpp>
 #include <tcomp/kernel/cpu/dispatch.hpp>
@@ -130,19 +143,52 @@ struct settings {
     fs::path png = "tcomp_demo.png";
     int threads = 2;
     int stories = 40;   // dev stories for the perplexity
-    bool quick = false; // CTest: fewer stories, one recipe less per model
+    bool quick = false; // CTest: fewer stories and latents, four recipes per model
 };
+
+/// The recipes files (examples/recipes/ beside this source file).
+const fs::path recipe_dir = fs::path(__FILE__).parent_path() / "recipes";
 
 struct recipe_spec {
     const char* name;
-    const char* json;
+    const char* json;       // the recipe, or
+    const char* file = "";  // a file of recipe_dir
+    bool quick = true;      // also run with --quick
 };
+
+model::recipe load_recipe(const recipe_spec& spec) {
+    if (*spec.file) return model::recipe::from_file(recipe_dir / spec.file);
+    return model::recipe::parse(spec.json, spec.name);
+}
 
 struct result {
     std::string model, recipe, quality;
-    double megabytes = 0, fp16_ratio = 0, seconds = 0, speedup = 0;
+    double stored_mb = 0, kernel_mb = 0, fp16_ratio = 0, seconds = 0, speedup = 0;
     double activation_mb = 0;  // peak heap above the baseline during the evaluation
 };
+
+/// Bytes a compressed model file (io/compressed_model.hpp, as tcomp-quantize writes it) holds for one layer, from
+/// its policy's packed layout: codes (N x ceil(K * bits / 8)), F32 scales or one byte per sub-byte scale entry, one
+/// byte per zero point, the tensor scale, the N:M indices; N x K F32 for fp32; plus the float bias. This is
+/// tcomp-inspect's "bytes of tensor data" (the file less its JSON header), and packed_buffers::bytes() except that
+/// the file keeps a byte per zero point (packed_buffers packs them at the code width). The writer stores scales
+/// as F16 only when every one is exactly an F16 (GPTQ imports); compress<P> of float weights gives F32 ones.
+/// (model::linear has no accessor for its stored form: weight_bytes() is the kernels' packing.)
+std::size_t stored_bytes(const model::linear& l) {
+    const index_t n = l.out_features(), k = l.in_features();
+    std::size_t b = l.bias().size() * sizeof(float);
+    if (l.policy() == "fp32") return b + static_cast<std::size_t>(n * k) * sizeof(float);
+    const packed_layout p = tcomp::detail::cm_expected_layout(l.policy(), n, k, l.name.c_str());
+    if (!p.fixed_row_length())
+        tcomp::detail::throw_error<error>("demo: ", l.name, " (", l.policy(), "): rows of varying length have no file form");
+    const auto cells = static_cast<std::size_t>(p.scale_count());
+    b += static_cast<std::size_t>(n) * p.row_code_bytes() + p.metadata_bytes();
+    if (p.scale_bits == 32) b += cells * sizeof(float);
+    else if (p.scale_bits > 0) b += cells;
+    if (p.has_zero_points) b += cells;
+    if (p.has_tensor_scale) b += sizeof(float);
+    return b;
+}
 
 double peak_activation_mb(std::size_t baseline) { return double(heap::peak.load() - baseline) / 1e6; }
 
@@ -155,11 +201,11 @@ void progress(const std::string& what) {
     std::fflush(stdout);
 }
 
-/// Fills size, "x smaller than FP16" and "x faster than FP32" from the FP32 row (the first of each model).
+/// Fills "x smaller than FP16" (stored bytes) and "x faster than FP32" from the FP32 row (the first of each model).
 void finish(std::vector<result>& rows, std::size_t first) {
-    const double fp32_mb = rows[first].megabytes, fp32_s = rows[first].seconds;
+    const double fp32_mb = rows[first].stored_mb, fp32_s = rows[first].seconds;
     for (std::size_t i = first; i < rows.size(); ++i) {
-        rows[i].fp16_ratio = fp32_mb / 2.0 / rows[i].megabytes;
+        rows[i].fp16_ratio = fp32_mb / 2.0 / rows[i].stored_mb;
         rows[i].speedup = fp32_s / rows[i].seconds;
     }
 }
@@ -168,12 +214,25 @@ void finish(std::vector<result>& rows, std::size_t first) {
 const recipe_spec llama_recipes[] = {
     {"fp32", R"({"default": "fp32"})"},
     {"w8a8", R"({"default": "w8a8"})"},
-    {"w8a16", R"({"default": "w8a16"})"},
+    {"w8a16", R"({"default": "w8a16"})", "", false},
     // K = 172 (down_proj) takes no group size: 4-bit per channel there.
     {"w4a16", R"({"default": "w4a16_g32", "layers": [{"match": "*.down_proj", "policy": "w4a16_pc"}]})"},
-    {"w4a8 + w8a8 mix", R"({"description": "4-bit where it is cheap, 8-bit on down_proj and the head",
-        "default": "w4a8_g32", "layers": [{"match": "*.down_proj", "policy": "w8a8"}, {"match": "lm_head", "policy": "w8a8"}]})"},
+    {"w4a8", R"({"default": "w4a8_g32", "layers": [{"match": "*.down_proj", "policy": "w4a8_pc"}]})", "", false},
+    // The file tcomp-quantize takes too (tools/CMakeLists.txt): one recipe for the demo and the tool.
+    {"w4a8 + w8a8 mix", "", "stories260k_mix.json"},
 };
+
+/// Stored bytes of a LLaMA as tcomp-quantize writes it: float embeddings and norms, every projection
+/// (stored_bytes), and the head: its own layer when untied; when tied, a compressed copy of the embeddings
+/// (lm_head.weight) unless it is fp32 (then it is the embeddings, nothing more).
+std::size_t llama_stored_bytes(const model::llama_model& m) {
+    const model::llama_config& c = m.config();
+    const auto h = static_cast<std::size_t>(c.hidden_size);
+    std::size_t b = (static_cast<std::size_t>(c.vocab_size) * h + h + 2 * h * m.layers().size()) * sizeof(float);
+    m.for_each_linear([&](const model::linear& l) { b += stored_bytes(l); });
+    if (!c.tie_word_embeddings || m.lm_head().policy() != "fp32") b += stored_bytes(m.lm_head());
+    return b;
+}
 
 /// The stand-in's configuration: stories260K's shapes.
 model::llama_config seeded_llama_config() {
@@ -229,9 +288,9 @@ void run_llama(const settings& s, std::vector<result>& rows, std::vector<std::st
     const std::size_t first = rows.size();
     std::vector<std::vector<float>> fp32_logits;
     for (const auto& spec : llama_recipes) {
-        if (s.quick && std::string(spec.name) == "w8a16") continue;
+        if (s.quick && !spec.quick) continue;
         progress(label + ": " + spec.name);
-        const auto recipe = model::recipe::parse(spec.json, spec.name);
+        const auto recipe = load_recipe(spec);
         model::llama_config config;
         if (real) config = model::llama_config::from_file(dir / "config.json");
         else config = seeded_llama_config();
@@ -258,7 +317,8 @@ void run_llama(const settings& s, std::vector<result>& rows, std::vector<std::st
             if (!real) all_logits.push_back(std::move(logits));
         }
         const double seconds = now() - t0;
-        result r{label, spec.name, "", double(m.weight_bytes()) / 1e6, 0, seconds, 0, activation_mb};
+        result r{label, spec.name, "", double(llama_stored_bytes(m)) / 1e6, double(m.weight_bytes()) / 1e6, 0, seconds, 0,
+                 activation_mb};
         char q[96];
         if (real) {
             std::snprintf(q, sizeof q, "perplexity %.4f", std::exp(nll / double(count)));
@@ -289,10 +349,12 @@ void run_llama(const settings& s, std::vector<result>& rows, std::vector<std::st
 const recipe_spec mnist_recipes[] = {
     {"fp32", R"({"default": "fp32"})"},
     {"w8a8", R"({"default": "w8a8"})"},
-    {"w8a16", R"({"default": "w8a16"})"},
+    {"w8a16", R"({"default": "w8a16"})", "", false},
     // K = 784 and 500 take no group size: 4-bit per channel.
     {"w4a16", R"({"default": "w4a16_pc"})"},
-    {"w4a8", R"({"default": "w4a8_pc"})"},
+    {"w4a8", R"({"default": "w4a8_pc"})", "", false},
+    {"w4a8 + w8a8 mix", R"({"description": "4-bit hidden layer, 8-bit output layer",
+        "default": "w4a8_pc", "layers": [{"match": "fc2", "policy": "w8a8"}]})"},
 };
 
 void run_mnist(const settings& s, std::vector<result>& rows) {
@@ -311,9 +373,9 @@ void run_mnist(const settings& s, std::vector<result>& rows) {
     const auto n = static_cast<index_t>(labels.size());
     const std::size_t first = rows.size();
     for (const auto& spec : mnist_recipes) {
-        if (s.quick && std::string(spec.name) == "w8a16") continue;
+        if (s.quick && !spec.quick) continue;
         progress(std::string("mnist_mlp: ") + spec.name);
-        auto m = model::mlp_classifier::load(dir / "model.safetensors", model::recipe::parse(spec.json, spec.name));
+        auto m = model::mlp_classifier::load(dir / "model.safetensors", load_recipe(spec));
         m.set_threads(s.threads);
         const std::size_t base = heap::start();
         const double t0 = now();
@@ -321,7 +383,10 @@ void run_mnist(const settings& s, std::vector<result>& rows) {
         const double seconds = now() - t0;
         char q[64];
         std::snprintf(q, sizeof q, "accuracy %.2f%%", 100.0 * metrics::accuracy(predicted, labels));
-        rows.push_back({"mnist_mlp", spec.name, q, double(m.weight_bytes()) / 1e6, 0, seconds, 0, peak_activation_mb(base)});
+        std::size_t stored = 0;
+        for (const model::linear& l : m.layers()) stored += stored_bytes(l);
+        rows.push_back({"mnist_mlp", spec.name, q, double(stored) / 1e6, double(m.weight_bytes()) / 1e6, 0, seconds, 0,
+                        peak_activation_mb(base)});
     }
     finish(rows, first);
 }
@@ -330,8 +395,9 @@ void run_mnist(const settings& s, std::vector<result>& rows) {
 const recipe_spec image_recipes[] = {
     {"fp32", R"({"default": "fp32"})"},
     {"w8a8", R"({"default": "w8a8"})"},
+    {"w8a16", R"({"default": "w8a16"})", "", false},
     {"w4a16", R"({"default": "w4a16_g32"})"},
-    {"w4a8", R"({"default": "w4a8_g32"})"},
+    {"w4a8", R"({"default": "w4a8_g32"})", "", false},
     {"w4a8 + w8a8 mix", R"({"description": "4-bit inside, 8-bit on the first and last convs and the 1x1 pools",
         "default": "w4a8_g32", "layers": [{"match": "1", "policy": "w8a8"}, {"match": "19", "policy": "w8a8"},
         {"match": "*.pool.*", "policy": "w8a8"}]})"},
@@ -340,8 +406,9 @@ const recipe_spec image_recipes[] = {
 const recipe_spec diffusion_recipes[] = {
     {"fp32", R"({"default": "fp32"})"},
     {"w8a8", R"({"default": "w8a8"})"},
+    {"w8a16", R"({"default": "w8a16"})", "", false},
     {"w4a16", R"({"default": "w4a16_g32"})"},
-    {"w4a8", R"({"default": "w4a8_g32"})"},
+    {"w4a8", R"({"default": "w4a8_g32"})", "", false},
     {"w4a8 + w8a8 mix", R"({"description": "4-bit blocks; 8-bit text encoder, embedders and final layer",
         "default": "w4a8_g32", "layers": [{"match": "text.*", "policy": "w8a8"}, {"match": "dit.*embedder*", "policy": "w8a8"},
         {"match": "dit.final.*", "policy": "w8a8"}]})"},
@@ -384,9 +451,9 @@ void run_images(const settings& s, std::vector<result>& rows, std::vector<std::v
     std::size_t first = rows.size();
     std::vector<float> fp32_image;
     for (const auto& spec : diffusion_recipes) {
-        if (s.quick && std::string(spec.name) == "w4a16") continue;
+        if (s.quick && !spec.quick) continue;
         progress(std::string("diffusion: ") + spec.name);
-        const auto recipe = model::recipe::parse(spec.json, spec.name);
+        const auto recipe = load_recipe(spec);
         model::layer_policy_map policies;
         policies.layers = recipe.resolve(model::diffusion_pipeline::layer_names(dc), spec.name);
         const model::diffusion_pipeline pipe(dc, policies);
@@ -407,8 +474,10 @@ void run_images(const settings& s, std::vector<result>& rows, std::vector<std::v
                                metrics::psnr_db(fp32_image, image));
             generated.push_back(to_tile(image, 0, lat.height * 8, lat.width * 8));
         }
-        rows.push_back({"diffusion (stand-in)", spec.name, q, double(pipe.linear_weight_bytes()) / 1e6, 0, seconds, 0,
-                        activation_mb});
+        std::size_t stored = 0;
+        pipe.for_each_linear([&](const model::linear& l) { stored += stored_bytes(l); });
+        rows.push_back({"diffusion (stand-in)", spec.name, q, double(stored) / 1e6, double(pipe.linear_weight_bytes()) / 1e6,
+                        0, seconds, 0, activation_mb});
     }
     finish(rows, first);
 
@@ -427,11 +496,11 @@ void run_images(const settings& s, std::vector<result>& rows, std::vector<std::v
     std::vector<tile> decoded;
     first = rows.size();
     for (const auto& spec : image_recipes) {
-        if (s.quick && std::string(spec.name) == "w4a16") continue;
+        if (s.quick && !spec.quick) continue;
         progress(std::string("taef2_decoder: ") + spec.name);
         std::vector<std::string> names;
         for (const auto* c : fp32_decoder->convs()) names.push_back(c->name);
-        const auto recipe = model::recipe::parse(spec.json, spec.name);
+        const auto recipe = load_recipe(spec);
         model::taef2_decoder dec = model::taef2_decoder::load(dir, recipe.resolve(names, spec.name));
         dec.set_threads(s.threads);
         const std::size_t base = heap::start();
@@ -442,7 +511,10 @@ void run_images(const settings& s, std::vector<result>& rows, std::vector<std::v
         char q[96];
         std::snprintf(q, sizeof q, "PSNR %.1f dB, SSIM %.4f", metrics::psnr_db(reference, out),
                       metrics::ssim(reference, out, batch * 3, 8 * h, 8 * w));
-        rows.push_back({"taef2_decoder", spec.name, q, double(dec.weight_bytes()) / 1e6, 0, seconds, 0, activation_mb});
+        std::size_t stored = 0;
+        for (const model::conv2d* c : dec.convs()) stored += stored_bytes(c->gemm());
+        rows.push_back({"taef2_decoder", spec.name, q, double(stored) / 1e6, double(dec.weight_bytes()) / 1e6, 0, seconds, 0,
+                        activation_mb});
         decoded.push_back(to_tile(out, 0, 8 * h, 8 * w));
     }
     finish(rows, first);
@@ -508,20 +580,34 @@ int main(int argc, char** argv) {
         run_mnist(s, rows);
         run_images(s, rows, png_rows);
 
-        std::printf("\n%-21s %-16s %8s %8s  %-42s %10s %8s %9s\n", "model", "recipe", "MB", "vs FP16", "quality",
-                    "latency", "vs FP32", "act. MB");
+        std::printf("\n%-21s %-16s %9s %8s %9s  %-42s %10s %8s %9s\n", "model", "recipe", "stored MB", "vs FP16",
+                    "kernel MB", "quality", "latency", "vs FP32", "act. MB");
         for (const result& r : rows)
-            std::printf("%-21s %-16s %8.3f %7.2fx  %-42s %8.1fms %7.2fx %9.2f\n", r.model.c_str(), r.recipe.c_str(),
-                        r.megabytes, r.fp16_ratio, r.quality.c_str(), 1e3 * r.seconds, r.speedup, r.activation_mb);
+            std::printf("%-21s %-16s %9.3f %7.2fx %9.3f  %-42s %8.1fms %7.2fx %9.2f\n", r.model.c_str(),
+                        r.recipe.c_str(), r.stored_mb, r.fp16_ratio, r.kernel_mb, r.quality.c_str(), 1e3 * r.seconds,
+                        r.speedup, r.activation_mb);
         if (!samples.empty()) {
             std::printf("\ngreedy text from BOS (30 tokens) per recipe:\n");
             for (const auto& t : samples) std::printf("  %s\n", t.c_str());
         }
         write_png(s.png, png_rows);
-        std::printf("\nMB: weights as the kernels read them (codes, scales, zero points; float norms and embeddings "
-                    "included for the LLaMA). latency: the whole evaluation, wall time, %d threads. act. MB: peak heap "
+        const std::string ran =
+            s.quick ? "--quick: recipes fp32, w8a8, w4a16 and the w4a8 + w8a8 mix on every model found, " +
+                          std::to_string(s.stories) + " dev stories, 1 TAEF2 latent (without --quick: also w8a16 and "
+                          "w4a8, 40 stories, 2 latents)"
+                    : "every recipe (fp32, w8a8, w8a16, w4a16, w4a8, the w4a8 + w8a8 mix) on every model found, " +
+                          std::to_string(s.stories) + " dev stories, 2 TAEF2 latents";
+        std::printf("\n%s\n"
+                    "stored MB: the tensor data of the compressed model file tcomp-quantize writes (what "
+                    "tcomp-inspect totals): codes, scales, zero points, sparsity metadata, fp32 layers and biases as "
+                    "floats. kernel MB: what the CPU kernels stream per call (their panel packing: K padded to the "
+                    "kernel's block, float scales per row group, int32 weight sums). Both count the linear and conv "
+                    "layers, and for the LLaMA also the float embeddings and norms and the head (tied: stored as a "
+                    "compressed copy of the embeddings, nothing extra when fp32). vs FP16: the FP32 row's stored MB / 2 "
+                    "over this row's. latency: the whole evaluation, wall time, %d threads. act. MB: peak heap "
                     "(operator new) above the baseline during the evaluation: activations, KV cache, kernel scratch.\n"
-                    "total %.1f s\n", s.threads, now() - t0);
+                    "total %.1f s\n",
+                    ran.c_str(), s.threads, now() - t0);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "tcomp_demo: %s\n", e.what());
         return 1;
