@@ -2,8 +2,9 @@
 // ISA-independent: the same packed bytes serve every path. Packing is done once per weight matrix.
 //
 // Supported: dense integer-grid weight formats (1..8 bits) whose codes span at most 256 integers, packed at
-// the narrowest of 2, 4 or 8 bits that holds u = code - code_min; any scale kind (decoded once here to a
-// float per row and group); zero points; per_tensor, per_channel, or per_group<G> with G a multiple of 16.
+// the narrowest of 2, 4 or 8 bits that holds u = code - code_min, unless a wider one streams fewer bytes (see
+// packing_bits: a short K); any scale kind (decoded once here to a float per row and group); zero points;
+// per_tensor, per_channel, or per_group<G> with G a multiple of 16.
 // Anything else gets a reason string back (the front door then runs the scalar oracle).
 #pragma once
 
@@ -68,6 +69,25 @@ std::string weight_only_reason(const Parts&... parts) {
     return s.str();
 }
 
+/// Packing width for K columns of codes that need `narrowest` bits (2, 4 or 8) and scale groups of `group_size`
+/// (0 or >= k: one group). K is padded to the block, 512 / bits k (one 64-byte line per row), so a short K pays for
+/// padding at 4 or 2 bits that 8 bits does not have: K = 64 at 4 bits pads to 128, and with groups of 32 half of
+/// the row's scale groups (a float scale and an int8 zero each) lie in the padding; at 8 bits K = 64 is one
+/// block, no padding, the same 64 code bytes per row and half the groups. The width streaming the fewest bytes
+/// per row wins (ties: the narrower). Every width computes the same weights (w = s * (u - z), exact integers).
+inline int packing_bits(int narrowest, index_t k, index_t group_size) {
+    const bool one_group = group_size <= 0 || group_size >= k;
+    auto row_bytes = [&](int bits) {
+        const index_t bk = 512 / bits, k_padded = (k + bk - 1) / bk * bk;
+        const index_t groups = one_group ? 1 : (k_padded + group_size - 1) / group_size;
+        return k_padded * bits / 8 + groups * static_cast<index_t>(sizeof(float) + sizeof(std::int8_t));
+    };
+    int best = narrowest;
+    for (int bits = narrowest * 2; bits <= 8; bits *= 2)
+        if (row_bytes(bits) < row_bytes(best)) best = bits;
+    return best;
+}
+
 }  // namespace detail
 
 /// Packs w for the weight-only kernels. Returns "" on success, else why the composition is not supported.
@@ -82,7 +102,7 @@ std::string pack_weight_only(const compressed_view<Q, S>& w, weight_only_storage
         return "the weight codes span more than 256 integers";
     } else {
         constexpr int range = F::code_max - F::code_min;
-        constexpr int bits = range <= 3 ? 2 : (range <= 15 ? 4 : 8);
+        constexpr int narrowest = range <= 3 ? 2 : (range <= 15 ? 4 : 8);
         const packed_layout& l = w.packed().layout;
         const index_t n = w.rows(), k = w.cols();
         if (n == 0 || k == 0) return "an empty weight matrix";
@@ -91,6 +111,7 @@ std::string pack_weight_only(const compressed_view<Q, S>& w, weight_only_storage
         if (!one_group && group_size % 16 != 0)
             return detail::weight_only_reason("group size ", group_size,
                                               " is not a multiple of 16 (the weight-only kernels' k-step)");
+        const int bits = detail::packing_bits(narrowest, k, one_group ? 0 : group_size);
         const index_t bk = 512 / bits;
         const index_t k_padded = (k + bk - 1) / bk * bk;
         const index_t group = one_group ? k_padded : group_size;
@@ -124,7 +145,7 @@ std::string pack_weight_only(const compressed_view<Q, S>& w, weight_only_storage
                 const int u = F::to_integer(read_packed(row, c, code_bits)) - F::code_min;
                 const index_t kb = c / bk, j = (c % bk) / 16, dd = c % 16;
                 std::uint8_t* block = dst + kb * 16 * 64;
-                if constexpr (bits == 8) {
+                if (bits == 8) {
                     block[16 * j + dd] = static_cast<std::uint8_t>(u - 128 + 256);  // int8 u - 128
                 } else {
                     const index_t bit = bits * j;  // within the little-endian word dd
