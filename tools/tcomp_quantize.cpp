@@ -13,6 +13,10 @@
 //     compressed copy of model.embed_tokens.weight, the one the in-memory model builds); an fp32 tied head is
 //     the embeddings themselves and writes nothing. A checkpoint's own copy of a tied lm_head.weight (which
 //     load_llama ignores) is not written.
+//     To run OUT: model::load_llama_compressed(IN/config.json, OUT, choose) with `choose` returning the policy
+//     OUT records for a tensor (compressed_model_file::layers(), "fp32" otherwise), as --verify does. The loader
+//     builds a tied head from the embeddings with choose("lm_head.weight") (it does not read lm_head.weight), and
+//     since the file holds the embeddings exactly that head has the stored head's codes.
 //   * anything else: the 2-D floating tensors; a layer's name is the tensor name without ".weight"
 //     ("fc1.weight" -> "fc1").
 //
