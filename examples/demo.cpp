@@ -4,8 +4,10 @@
 //
 // What runs. Every model gets the same six recipes: fp32, w8a8, w8a16, w4a16, w4a8 and a w4a8 + w8a8 mix (each
 // model's own layer patterns; 4-bit recipes use groups of 32 where K allows, per channel where it does not).
-// --quick (CTest, scripts/test.sh) runs four of them on every model (fp32, w8a8, w4a16 and the mix), 8 dev
-// stories instead of 40 and one TAEF2 dev latent instead of two. mnist_mlp and taef2_decoder have no stand-in:
+// The MNIST MLP also runs "nf4 + fp8" (descriptors without a SIMD kernel family: the reference path), and a
+// list under the table names every recipe's layers that do not run on the SIMD kernels, with the reason.
+// --quick (CTest, scripts/test.sh) runs four of them on every model (fp32, w8a8, w4a16 and the mix; nf4 + fp8
+// on the MLP), 8 dev stories instead of 40 and one TAEF2 dev latent instead of two. mnist_mlp and taef2_decoder have no stand-in:
 // without their files they are skipped (and say so).
 //
 // Models (from DIR, default ../shared/models beside the source tree, when they are there):
@@ -190,6 +192,25 @@ std::size_t stored_bytes(const model::linear& l) {
     return b;
 }
 
+/// Layers that do not run on the SIMD kernels, per model and recipe, with the reason (linear::kernel_note):
+/// printed under the table, so a recipe's reference-path layers are never silent.
+std::vector<std::string> path_notes;
+
+template <class ForEachLinear>
+void note_paths(const std::string& model, const std::string& recipe, ForEachLinear&& for_each) {
+    std::size_t total = 0, off = 0;
+    std::string first;
+    for_each([&](const model::linear& l) {
+        ++total;
+        const std::string note = l.kernel_note();
+        if (note.empty()) return;
+        if (off++ == 0) first = l.name + ": " + note;
+    });
+    if (off > 0)
+        path_notes.push_back(model + " / " + recipe + ": " + std::to_string(off) + " of " + std::to_string(total) +
+                             " layers not on the SIMD kernels (first: " + first + ")");
+}
+
 double peak_activation_mb(std::size_t baseline) { return double(heap::peak.load() - baseline) / 1e6; }
 
 double now() {
@@ -337,6 +358,7 @@ void run_llama(const settings& s, std::vector<result>& rows, std::vector<std::st
         }
         r.quality = q;
         rows.push_back(r);
+        note_paths(label, spec.name, [&](auto&& f) { m.for_each_linear(f); });
         if (tokenizer) {
             m.reset();
             samples.push_back(std::string(spec.name) + ": " + tokenizer->decode(m.generate_greedy(tokenizer->bos(), 30)));
@@ -355,6 +377,9 @@ const recipe_spec mnist_recipes[] = {
     {"w4a8", R"({"default": "w4a8_pc"})", "", false},
     {"w4a8 + w8a8 mix", R"({"description": "4-bit hidden layer, 8-bit output layer",
         "default": "w4a8_pc", "layers": [{"match": "fc2", "policy": "w8a8"}]})"},
+    // Descriptors without a SIMD kernel family: the reference path (reported under the table).
+    {"nf4 + fp8", R"({"description": "QLoRA NF4 per channel inside, FP8 E4M3 output layer",
+        "default": "w=nf4:channel", "layers": [{"match": "fc2", "policy": "fp8"}]})"},
 };
 
 void run_mnist(const settings& s, std::vector<result>& rows) {
@@ -387,6 +412,9 @@ void run_mnist(const settings& s, std::vector<result>& rows) {
         for (const model::linear& l : m.layers()) stored += stored_bytes(l);
         rows.push_back({"mnist_mlp", spec.name, q, double(stored) / 1e6, double(m.weight_bytes()) / 1e6, 0, seconds, 0,
                         peak_activation_mb(base)});
+        note_paths("mnist_mlp", spec.name, [&](auto&& f) {
+            for (const model::linear& l : m.layers()) f(l);
+        });
     }
     finish(rows, first);
 }
@@ -478,6 +506,7 @@ void run_images(const settings& s, std::vector<result>& rows, std::vector<std::v
         pipe.for_each_linear([&](const model::linear& l) { stored += stored_bytes(l); });
         rows.push_back({"diffusion (stand-in)", spec.name, q, double(stored) / 1e6, double(pipe.linear_weight_bytes()) / 1e6,
                         0, seconds, 0, activation_mb});
+        note_paths("diffusion", spec.name, [&](auto&& f) { pipe.for_each_linear(f); });
     }
     finish(rows, first);
 
@@ -515,6 +544,9 @@ void run_images(const settings& s, std::vector<result>& rows, std::vector<std::v
         for (const model::conv2d* c : dec.convs()) stored += stored_bytes(c->gemm());
         rows.push_back({"taef2_decoder", spec.name, q, double(stored) / 1e6, double(dec.weight_bytes()) / 1e6, 0, seconds, 0,
                         activation_mb});
+        note_paths("taef2_decoder", spec.name, [&](auto&& f) {
+            for (const model::conv2d* c : dec.convs()) f(c->gemm());
+        });
         decoded.push_back(to_tile(out, 0, 8 * h, 8 * w));
     }
     finish(rows, first);
@@ -586,16 +618,22 @@ int main(int argc, char** argv) {
             std::printf("%-21s %-16s %9.3f %7.2fx %9.3f  %-42s %8.1fms %7.2fx %9.2f\n", r.model.c_str(),
                         r.recipe.c_str(), r.stored_mb, r.fp16_ratio, r.kernel_mb, r.quality.c_str(), 1e3 * r.seconds,
                         r.speedup, r.activation_mb);
+        if (!path_notes.empty()) {
+            std::printf("\nlayers on the scalar oracle or the reference path (the rest run the SIMD kernels):\n");
+            for (const auto& t : path_notes) std::printf("  %s\n", t.c_str());
+        }
         if (!samples.empty()) {
             std::printf("\ngreedy text from BOS (30 tokens) per recipe:\n");
             for (const auto& t : samples) std::printf("  %s\n", t.c_str());
         }
         write_png(s.png, png_rows);
         const std::string ran =
-            s.quick ? "--quick: recipes fp32, w8a8, w4a16 and the w4a8 + w8a8 mix on every model found, " +
+            s.quick ? "--quick: recipes fp32, w8a8, w4a16 and the w4a8 + w8a8 mix on every model found (and nf4 + fp8 "
+                      "on the MNIST MLP), " +
                           std::to_string(s.stories) + " dev stories, 1 TAEF2 latent (without --quick: also w8a16 and "
                           "w4a8, 40 stories, 2 latents)"
-                    : "every recipe (fp32, w8a8, w8a16, w4a16, w4a8, the w4a8 + w8a8 mix) on every model found, " +
+                    : "every recipe (fp32, w8a8, w8a16, w4a16, w4a8, the w4a8 + w8a8 mix) on every model found, nf4 + "
+                      "fp8 on the MNIST MLP, " +
                           std::to_string(s.stories) + " dev stories, 2 TAEF2 latents";
         std::printf("\n%s\n"
                     "stored MB: the tensor data of the compressed model file tcomp-quantize writes (what "

@@ -10,7 +10,8 @@
 #             shapes; the full suites run from bench/run_cpu_suite.sh)
 #   asan      `asan` preset (ASan + UBSan, Debug): build + ctest
 #   fuzz      libFuzzer + ASan + UBSan with clang++-14 (build/fuzz): build tests/fuzz, run
-#             fuzz_safetensors for TCOMP_FUZZ_SECONDS (default 60) s; any crash fails the stage
+#             fuzz_safetensors for TCOMP_FUZZ_SECONDS (default 60) s, fuzz_compressed for half and
+#             fuzz_descriptor for a quarter of that; any crash fails the stage
 #   consumer  install the dev build to a temp prefix; build and run
 #             examples/consumer via find_package and via add_subdirectory
 #
@@ -131,33 +132,41 @@ ctest --preset asan --output-on-failure -j"$JOBS" 2>&1 | tee "$tmp_root/ctest-as
 end "$(ctest_line "$tmp_root/ctest-asan.log")"
 
 # ---------------------------------------------------------------- fuzz
-begin fuzz "libFuzzer (clang++-14, ASan + UBSan): build and run fuzz_safetensors (build/fuzz)"
+begin fuzz "libFuzzer (clang++-14, ASan + UBSan): build and run fuzz_safetensors, fuzz_compressed, fuzz_descriptor (build/fuzz)"
 fuzz_secs="${TCOMP_FUZZ_SECONDS:-60}"
 tcomp_pick_generator build/fuzz
 cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
   -DTCOMP_BUILD_FUZZ=ON -DTCOMP_BUILD_TESTS=ON -DTCOMP_BUILD_BENCH=OFF -DTCOMP_BUILD_EXAMPLES=OFF \
   -DTCOMP_CUDA=OFF -DTCOMP_CPU_KERNELS=OFF -DTCOMP_INSTALL=OFF
-cmake --build build/fuzz --target fuzz_safetensors --parallel "$JOBS"
+cmake --build build/fuzz --target fuzz_safetensors fuzz_compressed fuzz_descriptor --parallel "$JOBS"
 fuzz_dir=build/fuzz/tests/fuzz
-mkdir -p "$fuzz_dir/corpus" "$fuzz_dir/artifacts"
-# New inputs go to corpus/ (kept between runs); seeds/ is written by the build. A crash, leak, sanitizer
-# report, timeout (-timeout s per input) or out-of-memory exits non-zero and fails the stage; the input
-# is left in artifacts/.
-echo "  fuzzing for $fuzz_secs s (log: $tmp_root/fuzz.log)"
-set +e
-"$fuzz_dir/fuzz_safetensors" -max_total_time="$fuzz_secs" -rss_limit_mb=2048 -timeout=10 \
-  -dict=tests/fuzz/safetensors.dict -artifact_prefix="$fuzz_dir/artifacts/" -print_final_stats=1 \
-  "$fuzz_dir/corpus" "$fuzz_dir/seeds" >"$tmp_root/fuzz.log" 2>&1
-fuzz_rc=$?
-set -e
-grep -E '^(INFO: Seed|#[0-9]+[[:space:]]+(INITED|DONE)|Done |stat::)' "$tmp_root/fuzz.log" || true
-if [ "$fuzz_rc" -ne 0 ]; then
-  tail -n 60 "$tmp_root/fuzz.log" >&2
-  echo "test.sh: fuzz_safetensors failed (exit $fuzz_rc); reproducer in $fuzz_dir/artifacts/" >&2
-  exit 1
-fi
-fuzz_runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$tmp_root/fuzz.log" | tail -n 1)"
-end "${fuzz_runs:-?} inputs in ${fuzz_secs} s, no crash"
+fuzz_notes=""
+# run_fuzzer <target> <seconds> <dict> <seed dir>: new inputs go to corpus-<target>/ (kept between runs); the
+# seeds are written by the build. A crash, leak, sanitizer report, timeout (-timeout s per input) or
+# out-of-memory exits non-zero and fails the stage; the input is left in artifacts/.
+run_fuzzer() {
+  local target="$1" secs="$2" dict="$3" seeds="$4" log="$tmp_root/$1.log" rc runs
+  mkdir -p "$fuzz_dir/corpus-$target" "$fuzz_dir/artifacts"
+  echo "  $target for $secs s (log: $log)"
+  set +e
+  "$fuzz_dir/$target" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -max_len=4194304 \
+    -dict="$dict" -artifact_prefix="$fuzz_dir/artifacts/$target-" -print_final_stats=1 \
+    "$fuzz_dir/corpus-$target" "$seeds" >"$log" 2>&1
+  rc=$?
+  set -e
+  grep -E '^(INFO: Seed|#[0-9]+[[:space:]]+(INITED|DONE)|Done |stat::number_of_executed_units)' "$log" || true
+  if [ "$rc" -ne 0 ]; then
+    tail -n 60 "$log" >&2
+    echo "test.sh: $target failed (exit $rc); reproducer in $fuzz_dir/artifacts/" >&2
+    exit 1
+  fi
+  runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"
+  fuzz_notes="$fuzz_notes${fuzz_notes:+, }$target ${runs:-?} in ${secs} s"
+}
+run_fuzzer fuzz_safetensors "$fuzz_secs" tests/fuzz/safetensors.dict "$fuzz_dir/seeds"
+run_fuzzer fuzz_compressed "$(( fuzz_secs / 2 ))" tests/fuzz/compressed.dict "$fuzz_dir/seeds_compressed"
+run_fuzzer fuzz_descriptor "$(( fuzz_secs / 4 ))" tests/fuzz/compressed.dict "$fuzz_dir/seeds_descriptor"
+end "$fuzz_notes; no crash"
 
 # ---------------------------------------------------------------- consumer
 begin consumer "install build/dev, then build + run examples/consumer (find_package, add_subdirectory)"

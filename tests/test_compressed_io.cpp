@@ -235,8 +235,8 @@ TEST_CASE("compressed file: hostile variants are errors naming the tensor", "[co
     e = load_error(rewrite(base, replace("a.weight.zeros", io::dtype::u8, {16, 2}, std::vector<std::byte>(32, std::byte{16})), {}));
     CHECK_THAT(e, Catch::Contains("a.weight.zeros") && Catch::Contains("16") && Catch::Contains("4-bit range"));
     // format version, unknown format keys, a layer that also has an uncompressed tensor
-    e = load_error(rewrite(base, keep, {{"tcomp.format_version", "2"}}));
-    CHECK_THAT(e, Catch::Contains("version \"2\"") && Catch::Contains("not supported"));
+    e = load_error(rewrite(base, keep, {{"tcomp.format_version", "3"}}));
+    CHECK_THAT(e, Catch::Contains("version \"3\"") && Catch::Contains("not supported"));
     e = load_error(rewrite(base, keep, {{"tcomp.format", "other"}}));
     CHECK_THAT(e, Catch::Contains("\"other\""));
     e = load_error(rewrite(base, keep, {{"tcomp.layers", "{}"}}));
@@ -516,9 +516,16 @@ TEST_CASE("gptq import: unsupported checkpoints are errors naming the tensor", "
         c.zeros[70] = 15;
         write_gptq(c, w);
     }, plain) == "(no error)");
-    // a group size without a policy: never regrouped
-    e = import_error([](io::safetensors_writer& w) { write_gptq(random_gptq(256, 64, 64, plain, 3), w); }, plain);
-    CHECK_THAT(e, Catch::Contains("group size 64") && Catch::Contains("does not regroup"));
+    // a group size without an alias imports under its descriptor, never regrouped
+    {
+        io::safetensors_writer w;
+        write_gptq(random_gptq(256, 64, 64, plain, 3), w);
+        const auto bytes = w.to_bytes();
+        const io::safetensors_file f = io::safetensors_file::from_bytes(bytes, "gptq");
+        const io::gptq_layer layer = io::import_gptq_layer(f, "layer", plain);
+        CHECK(layer.policy == "w=uint4:asym:g64");
+        CHECK(layer.weights.layout.group_size == 64);
+    }
     // AutoAWQ's GEMM layout (packed along N): scales have 8x the columns qweight implies
     e = import_error([](io::safetensors_writer& w) {
         w.add("layer.qweight", io::dtype::i32, {256, 8}, std::vector<std::byte>(256 * 8 * 4));

@@ -2,7 +2,9 @@
 //
 // Lists the tensors of a safetensors file (a tcomp compressed model file or any other): per logical tensor its
 // dtype, shape, policy, bytes and bits per weight; a compressed layer is one line (dtype "packed", its [N, K]
-// shape, the bytes of all its component tensors) followed by its components, indented. Ends with a total line.
+// shape, the bytes of all its component tensors), then its descriptor (the canonical spelling) and the CPU
+// path a model would run it on (the SIMD kernels, or the reason it runs on the scalar oracle / the
+// descriptor-driven reference path), then its components, indented. Ends with a total line.
 // The whole file is validated first (io/compressed_model.hpp), so a damaged file is an error, not a listing.
 // Exit status: 0 on success, 2 on bad arguments, 1 when the file cannot be read or is invalid.
 #include <cstdint>
@@ -15,6 +17,7 @@
 
 #include "tcomp/io/compressed_model.hpp"
 #include "tcomp/io/safetensors.hpp"
+#include "tcomp/model/linear.hpp"
 
 namespace {
 
@@ -43,7 +46,9 @@ int main(int argc, char** argv) {
             if (!owner.empty()) components[owner].push_back(&t);
         }
         std::printf("%s: %s, %zu tensors in the file\n", argv[1],
-                    file.is_compressed_format() ? "tcomp compressed model (format version 1)" : "plain safetensors",
+                    file.is_compressed_format()
+                        ? ("tcomp compressed model (format version " + file.format_version() + ")").c_str()
+                        : "plain safetensors",
                     st.tensors().size());
         std::printf("%-48s %-7s %-14s %-10s %12s %10s\n", "tensor", "dtype", "shape", "policy", "bytes", "bits/weight");
         std::uint64_t total_bytes = 0, layer_params = 0, layer_bytes = 0;
@@ -61,7 +66,7 @@ int main(int argc, char** argv) {
                         shape_text(t.shape).c_str(), policy.c_str(), t.data.size(), bits);
         }
         for (const auto& [name, info] : file.layers()) {
-            if (info.policy == "fp32") continue;
+            if (!info.desc) continue;
             std::uint64_t bytes = 0;
             for (const auto* c : components[name]) bytes += c->data.size();
             const auto n = static_cast<std::uint64_t>(info.rows) * static_cast<std::uint64_t>(info.cols);
@@ -69,6 +74,11 @@ int main(int argc, char** argv) {
             std::printf("%-48s %-7s %-14s %-10s %12ju %10.3f\n", name.c_str(), "packed",
                         shape_text({info.rows, info.cols}).c_str(), info.policy.c_str(), static_cast<std::uintmax_t>(bytes),
                         n ? 8.0 * double(bytes) / double(n) : 0.0);
+            // The path a model layer takes: packing it here answers exactly what loading would.
+            const tcomp::model::linear layer = tcomp::model::linear::from_compressed(file.tensor(name), {}, name);
+            const std::string note = layer.kernel_note();
+            std::printf("  descriptor: %s\n  cpu: %s\n", tcomp::spell(*info.desc).c_str(),
+                        note.empty() ? "SIMD kernels" : note.c_str());
             for (const auto* c : components[name])
                 std::printf("  %-46s %-7s %-14s %-10s %12zu\n", c->name.c_str(), std::string(to_string(c->type)).c_str(),
                             shape_text(c->shape).c_str(), "", c->data.size());

@@ -10,4 +10,5 @@
 #include "tcomp/format/integer.hpp"
 #include "tcomp/format/minifloat.hpp"
 #include "tcomp/format/mx_elements.hpp"
+#include "tcomp/format/nf4.hpp"
 #include "tcomp/format/ternary.hpp"

@@ -1,22 +1,25 @@
 // Compressed model files: a safetensors file whose linear layers are stored compressed, in the portable
 // canonical form of core/packed_storage.hpp (never the ISA-specific kernel packing: loading repacks), as
 // ordinary tensors that any safetensors reader (Python's `safetensors`) can open. docs/files.md is the
-// reference; in short, for a layer weight tensor T compressed with policy P (a policy_registry.hpp name):
+// reference; in short, for a layer weight tensor T compressed under descriptor D (quant/descriptor_text.hpp):
 //
-//   __metadata__  "tcomp.format": "tcomp-compressed", "tcomp.format_version": "1",
-//                 "tcomp.policy.T": P, "tcomp.shape.T": "[N, K]"       (fp32 layers: policy "fp32", T itself F32)
-//   T.codes       U8 [N, row_bytes]      each row's codes, LSB-first bit stream, row_bytes = ceil(K * bits / 8)
+//   __metadata__  "tcomp.format": "tcomp-compressed", "tcomp.format_version": "2",
+//                 "tcomp.policy.T": spell(D), "tcomp.shape.T": "[N, K]"   (fp32 layers: "fp32", T itself F32)
+//   T.codes       U8 [N, row_bytes]      each row's codes, LSB-first bit stream, row_bytes = ceil(kept * bits / 8);
+//                 U8 [bytes] for block / unstructured sparsity (rows of different lengths), with
+//   T.row_offsets U64 [N + 1]            where each row's codes start
 //   T.scales      F32 or F16 [R, K/G]    one scale per cell (R = N, or 1 for per-tensor); F16 only when exact;
 //                 U8 for 1..8-bit scale entries (power-of-two exponents, shifts), one entry per byte
-//   T.zeros       U8 [R, K/G]            zero-point code per cell, one per byte (asymmetric policies only)
+//   T.zeros       U8 [R, K/G]            zero-point code per cell, one per byte (asymmetric only)
 //   T.tensor_scale F32 [1]               two-level scale kinds only
 //   T.nm_indices  U8 [N, index_bytes]    N:M sparsity: kept positions, LSB-first bit stream per row
+//   T.block_mask  U8 [bytes]             block sparsity: one bit per tile, row-major over the tile grid
+//   T.bitmap      U8 [N, ceil(K / 8)]    unstructured sparsity: one bit per element
+//   T.act_scales, T.act_zeros, T.act_tensor_scale   calibrated (static) activation scales: the same
+//                 encodings as the weights' scales, one row of cells [1, K/G]
 //
-// Every other tensor (norms, embeddings, biases) is a plain tensor: floats as F32, integer tensors unchanged.
-// A reader checks everything before use and names the tensor in each error: the format and version, unknown
-// "tcomp." metadata keys, unknown policies, missing or superfluous component tensors, dtypes, shapes, a policy
-// whose layout disagrees with the tensors (another group size, a K the group does not divide), zero points
-// outside the code range; the packed data then passes packed_view::validate.
+// Version-1 files (policy names of the old registry in "tcomp.policy.T") still load: every such name is an
+// alias of a descriptor. A reader checks everything before use and names the tensor in each error.
 #pragma once
 
 #include <cstddef>
@@ -43,13 +46,16 @@
 #include "tcomp/core/packed_storage.hpp"
 #include "tcomp/format/half.hpp"
 #include "tcomp/io/safetensors.hpp"
-#include "tcomp/model/policy_registry.hpp"
-#include "tcomp/quant/compress.hpp"
+#include "tcomp/quant/compressed_tensor.hpp"
+#include "tcomp/quant/format_table.hpp"
+#include "tcomp/quant/policy_names.hpp"
 
 namespace tcomp::io {
 
 inline constexpr std::string_view compressed_format_name = "tcomp-compressed";
-inline constexpr std::string_view compressed_format_version = "1";
+inline constexpr std::string_view compressed_format_version = "2";
+/// The versions this reader reads (1: policy names; 2: descriptors, every sparsity, activation scales).
+inline constexpr std::string_view compressed_format_versions_read[] = {"1", "2"};
 
 /// The component tensors of a compressed tensor T are T + one of these suffixes.
 namespace compressed_suffix {
@@ -58,6 +64,12 @@ inline constexpr std::string_view scales = ".scales";
 inline constexpr std::string_view zeros = ".zeros";
 inline constexpr std::string_view tensor_scale = ".tensor_scale";
 inline constexpr std::string_view nm_indices = ".nm_indices";
+inline constexpr std::string_view row_offsets = ".row_offsets";
+inline constexpr std::string_view block_mask = ".block_mask";
+inline constexpr std::string_view bitmap = ".bitmap";
+inline constexpr std::string_view act_scales = ".act_scales";
+inline constexpr std::string_view act_zeros = ".act_zeros";
+inline constexpr std::string_view act_tensor_scale = ".act_tensor_scale";
 }  // namespace compressed_suffix
 
 }  // namespace tcomp::io
@@ -72,17 +84,12 @@ inline bool is_float_dtype(io::dtype t) {
            t == io::dtype::f8_e4m3 || t == io::dtype::f8_e5m2;
 }
 
-/// The packed layout policy `name` gives an n x k weight matrix; throws (shape_error) when it cannot take it.
+/// The packed layout policy `name` (an alias or a spelling) gives an n x k weight matrix; throws when it cannot
+/// take it (shape_error) or is fp32 / invalid (error).
 inline packed_layout cm_expected_layout(std::string_view policy_name, index_t n, index_t k, const char* where) {
-    return model::visit_policy(policy_name, [&]<class P>(std::type_identity<P>) -> packed_layout {
-        if constexpr (std::is_same_v<P, model::fp32_policy>) {
-            throw_error<error>(where, ": fp32 has no packed layout");
-        } else {
-            using WQ = typename P::weight_quantizer;
-            using S = typename P::sparsity;
-            return layout_for<WQ, S>(n, k, grid_for<WQ>(n, k, false, where));
-        }
-    });
+    const std::optional<descriptor> d = resolve_policy(policy_name, where);
+    if (!d) throw_error<error>(where, ": fp32 has no packed layout");
+    return expected_layout(*d, n, k, where);
 }
 
 inline bool cm_half_exact(float f) {
@@ -135,82 +142,106 @@ public:
         else writer_.add(t);
     }
 
-    /// A linear layer's weight W[N x K] under `policy` (a registry name): compressed here; "fp32" stores W as
-    /// F32 and records the policy. Throws the policy's own error (naming the tensor) when it cannot take K.
+    /// A linear layer's weight W[N x K] under `policy` ("fp32", an alias or a spelling): compressed here; "fp32"
+    /// stores W as F32 and records the policy. Throws the policy's own error (naming the tensor) when it cannot
+    /// take K. A descriptor with calibrated activations needs add_compressed with the scales.
     void add_linear(const std::string& tensor, std::string_view policy, matrix_view<const float> w) {
-        model::require_known_policy(policy, "compressed_model_writer: " + tensor);
-        if (policy == "fp32") {
+        const std::string where = "compressed_model_writer: " + tensor;
+        const std::optional<descriptor> d = resolve_policy(policy, where);
+        if (!d) {
             std::vector<float> data(static_cast<std::size_t>(w.rows() * w.cols()));
             for (index_t r = 0; r < w.rows(); ++r)
                 std::copy(w.row(r).begin(), w.row(r).end(), data.begin() + r * w.cols());
             writer_.add_f32(tensor, {w.rows(), w.cols()}, data);
-            record(tensor, policy, w.rows(), w.cols());
+            record(tensor, "fp32", w.rows(), w.cols());
             return;
         }
-        packed_buffers storage;
+        compressed_tensor t;
         try {
-            storage = model::visit_policy(policy, [&]<class P>(std::type_identity<P>) -> packed_buffers {
-                if constexpr (std::is_same_v<P, model::fp32_policy>) return {};
-                else return compress<P>(w).weights().storage();
-            });
+            t = compress(*d, w);
         } catch (const shape_error& e) {
-            throw shape_error("compressed_model_writer: " + tensor + " (" + std::string(policy) + "): " + e.what());
+            throw shape_error(where + " (" + std::string(policy) + "): " + e.what());
         } catch (const error& e) {
-            throw error("compressed_model_writer: " + tensor + " (" + std::string(policy) + "): " + e.what());
+            throw error(where + " (" + std::string(policy) + "): " + e.what());
         }
-        add_compressed(tensor, policy, storage);
+        if (t.needs_calibration())
+            detail::throw_error<value_error>(where, ": ", spell(*d), " quantizes activations with calibrated scales; "
+                                             "compress, calibrate and store it with add_compressed");
+        add_compressed(tensor, t);
     }
 
     /// Weights already compressed under `policy` (a GPTQ import, a layer of another file): written as they are.
     /// The layout must be the one `policy` gives (shape_error naming the tensor otherwise).
     void add_compressed(const std::string& tensor, std::string_view policy, const packed_buffers& storage) {
         const std::string where = "compressed_model_writer: " + tensor;
-        model::require_known_policy(policy, where);
-        if (policy == "fp32") detail::throw_error<error>(where, ": fp32 layers are stored with add_linear");
-        const packed_layout& l = storage.layout;
-        const packed_layout want = detail::cm_expected_layout(policy, l.rows, l.cols, where.c_str());
-        if (!same_layout(want, l))
-            detail::throw_error<shape_error>(where, ": the packed layout is not the one policy ", policy,
-                                             " gives a ", l.rows, "x", l.cols, " matrix");
-        storage.view().validate(where.c_str());
-        if (!l.fixed_row_length())
-            detail::throw_error<error>(where, ": variable-length rows (block or unstructured sparsity) have no file "
-                                              "form yet");
-        const std::int64_t rows = l.rows;
-        writer_.add(tensor + std::string(compressed_suffix::codes), dtype::u8,
-                    {rows, static_cast<std::int64_t>(l.row_code_bytes())}, std::as_bytes(std::span(storage.codes)));
-        const std::vector<std::int64_t> grid{l.scale_rows, l.scale_cols};
-        const auto count = static_cast<std::size_t>(l.scale_count());
-        if (l.scale_bits == 32) {
-            std::vector<float> s(count);
-            bool half_ok = scale_mode_ == scale_storage::automatic;
-            for (std::size_t i = 0; i < count; ++i) {
-                s[i] = detail::bits_float(read_packed(storage.scales.data(), static_cast<index_t>(i), 32));
-                half_ok = half_ok && detail::cm_half_exact(s[i]);
-            }
-            if (half_ok) {
-                std::vector<std::byte> b(count * 2);
-                for (std::size_t i = 0; i < count; ++i)
-                    detail::store_le(b.data() + 2 * i, static_cast<std::uint16_t>(fp16_format::encode(s[i])));
-                writer_.add(tensor + std::string(compressed_suffix::scales), dtype::f16, grid, b);
-            } else {
-                writer_.add_f32(tensor + std::string(compressed_suffix::scales), grid, s);
-            }
-        } else if (l.scale_bits > 0) {
-            writer_.add(tensor + std::string(compressed_suffix::scales), dtype::u8, grid,
-                        unpack_bytes(storage.scales, count, l.scale_bits));
+        const std::optional<descriptor> d = resolve_policy(policy, where);
+        if (!d) detail::throw_error<error>(where, ": fp32 layers are stored with add_linear");
+        add_compressed(tensor, compressed_tensor{*d, storage, std::nullopt});
+    }
+
+    /// A compressed tensor (any descriptor, with its calibrated activation scales when it has them).
+    void add_compressed(const std::string& tensor, const compressed_tensor& t) {
+        const std::string where = "compressed_model_writer: " + tensor;
+        try {
+            detail::check_tensor(t, where.c_str());
+        } catch (const shape_error& e) {
+            const packed_layout& l = t.storage.layout;
+            throw shape_error(std::string(e.what()) + " (policy " + policy_display(t.desc) + ", " +
+                              std::to_string(l.rows) + "x" + std::to_string(l.cols) + ")");
         }
-        if (l.has_zero_points)
-            writer_.add(tensor + std::string(compressed_suffix::zeros), dtype::u8, grid,
-                        unpack_bytes(storage.zero_points, count, l.code_bits));
-        if (l.has_tensor_scale)
-            writer_.add_f32(tensor + std::string(compressed_suffix::tensor_scale), {1},
-                            std::span<const float>(&storage.tensor_scale, 1));
+        if (t.needs_calibration() && !t.activation_scales)
+            detail::throw_error<value_error>(where, ": ", spell(t.desc), " quantizes activations with calibrated scales, "
+                                             "and the tensor has none (calibrate() it first)");
+        const packed_layout& l = t.storage.layout;
+        const packed_buffers& storage = t.storage;
+        const std::int64_t rows = l.rows;
+        if (l.fixed_row_length()) {
+            writer_.add(tensor + std::string(compressed_suffix::codes), dtype::u8,
+                        {rows, static_cast<std::int64_t>(l.row_code_bytes())}, std::as_bytes(std::span(storage.codes)));
+        } else {
+            writer_.add(tensor + std::string(compressed_suffix::codes), dtype::u8,
+                        {static_cast<std::int64_t>(storage.codes.size())}, std::as_bytes(std::span(storage.codes)));
+            std::vector<std::byte> offsets(storage.row_offsets.size() * 8);
+            for (std::size_t i = 0; i < storage.row_offsets.size(); ++i)
+                for (int b = 0; b < 8; ++b)
+                    offsets[i * 8 + static_cast<std::size_t>(b)] =
+                        static_cast<std::byte>((storage.row_offsets[i] >> (8 * b)) & 0xFFu);
+            writer_.add(tensor + std::string(compressed_suffix::row_offsets), dtype::u64, {rows + 1}, offsets);
+        }
+        add_scales(tensor, compressed_suffix::scales, compressed_suffix::zeros, compressed_suffix::tensor_scale,
+                   {l.scale_rows, l.scale_cols}, l.scale_bits, storage.scales, l.has_zero_points ? l.code_bits : 0,
+                   storage.zero_points, l.has_tensor_scale, storage.tensor_scale);
         if (l.sparsity == sparsity_kind::n_m)
             writer_.add(tensor + std::string(compressed_suffix::nm_indices), dtype::u8,
                         {rows, static_cast<std::int64_t>(l.metadata_row_bytes())},
                         std::as_bytes(std::span(storage.metadata)));
-        record(tensor, policy, l.rows, l.cols);
+        if (l.sparsity == sparsity_kind::block)
+            writer_.add(tensor + std::string(compressed_suffix::block_mask), dtype::u8,
+                        {static_cast<std::int64_t>(storage.metadata.size())}, std::as_bytes(std::span(storage.metadata)));
+        if (l.sparsity == sparsity_kind::bitmap)
+            writer_.add(tensor + std::string(compressed_suffix::bitmap), dtype::u8,
+                        {rows, static_cast<std::int64_t>(l.metadata_row_bytes())},
+                        std::as_bytes(std::span(storage.metadata)));
+        if (t.activation_scales) {
+            const quantizer_desc& a = *t.desc.activations;
+            const scale_table& s = *t.activation_scales;
+            const int scale_bits = tcomp::detail::scale_storage_bits(a.scale, a.shift_bits);
+            const format_info& f = format_info_for(a.format);
+            const auto count = static_cast<index_t>(s.stored.size());
+            std::vector<std::uint8_t> stream(packed_bytes(count, scale_bits), 0), zeros;
+            for (index_t i = 0; i < count; ++i)
+                if (scale_bits > 0) write_packed(stream.data(), i, scale_bits, s.stored[static_cast<std::size_t>(i)]);
+            if (a.has_zero_point()) {
+                zeros.assign(packed_bytes(count, f.bits), 0);
+                for (index_t i = 0; i < count; ++i)
+                    write_packed(zeros.data(), i, f.bits, f.from_integer(s.zero[static_cast<std::size_t>(i)]));
+            }
+            const bool two_level = a.scale == scale_kind::multi_level || a.scale == scale_kind::shiftable;
+            add_scales(tensor, compressed_suffix::act_scales, compressed_suffix::act_zeros,
+                       compressed_suffix::act_tensor_scale, {1, s.cols}, scale_bits, stream,
+                       a.has_zero_point() ? f.bits : 0, zeros, two_level, s.tensor_scale);
+        }
+        record(tensor, spell(t.desc), l.rows, l.cols);
     }
 
     /// A free-form metadata entry (keys starting with "tcomp." are reserved for the format).
@@ -225,12 +256,35 @@ public:
     void write(const std::filesystem::path& path) const { writer_.write(path); }
 
 private:
-    static bool same_layout(const packed_layout& a, const packed_layout& b) {
-        return a.rows == b.rows && a.cols == b.cols && a.code_bits == b.code_bits && a.scale_bits == b.scale_bits &&
-               a.scale_rows == b.scale_rows && a.scale_cols == b.scale_cols && a.group_size == b.group_size &&
-               a.has_zero_points == b.has_zero_points && a.has_tensor_scale == b.has_tensor_scale &&
-               a.sparsity == b.sparsity && a.sparse_n == b.sparse_n && a.sparse_m == b.sparse_m &&
-               a.block_rows == b.block_rows && a.block_cols == b.block_cols;
+    /// Scale entries (F32/F16 for 32-bit kinds, else U8 per entry), zero points (U8 per entry, `zero_bits` > 0
+    /// only) and the tensor scale of one grid.
+    void add_scales(const std::string& tensor, std::string_view scales_suffix, std::string_view zeros_suffix,
+                    std::string_view tensor_suffix, std::vector<std::int64_t> grid, int scale_bits,
+                    const std::vector<std::uint8_t>& scales, int zero_bits, const std::vector<std::uint8_t>& zeros,
+                    bool has_tensor_scale, float tensor_scale) {
+        const auto count = static_cast<std::size_t>(grid[0] * grid[1]);
+        if (scale_bits == 32) {
+            std::vector<float> s(count);
+            bool half_ok = scale_mode_ == scale_storage::automatic;
+            for (std::size_t i = 0; i < count; ++i) {
+                s[i] = tcomp::detail::bits_float(read_packed(scales.data(), static_cast<index_t>(i), 32));
+                half_ok = half_ok && detail::cm_half_exact(s[i]);
+            }
+            if (half_ok) {
+                std::vector<std::byte> b(count * 2);
+                for (std::size_t i = 0; i < count; ++i)
+                    detail::store_le(b.data() + 2 * i, static_cast<std::uint16_t>(fp16_format::encode(s[i])));
+                writer_.add(tensor + std::string(scales_suffix), dtype::f16, grid, b);
+            } else {
+                writer_.add_f32(tensor + std::string(scales_suffix), grid, s);
+            }
+        } else if (scale_bits > 0) {
+            writer_.add(tensor + std::string(scales_suffix), dtype::u8, grid, unpack_bytes(scales, count, scale_bits));
+        }
+        if (zero_bits > 0)
+            writer_.add(tensor + std::string(zeros_suffix), dtype::u8, grid, unpack_bytes(zeros, count, zero_bits));
+        if (has_tensor_scale)
+            writer_.add_f32(tensor + std::string(tensor_suffix), {1}, std::span<const float>(&tensor_scale, 1));
     }
 
     /// Bit-stream entries of `bits` each -> one byte per entry.
@@ -255,7 +309,8 @@ private:
 class compressed_model_file {
 public:
     struct layer_info {
-        std::string policy;
+        std::string policy;             // short: "fp32", the descriptor's alias ("w8a8"), else its spelling
+        std::optional<descriptor> desc;  // empty for fp32
         index_t rows = 0, cols = 0;
     };
 
@@ -269,12 +324,14 @@ public:
 
     /// Whether the file carries the tcomp-compressed format metadata.
     bool is_compressed_format() const { return compressed_format_; }
+    /// "1" or "2" for compressed files, "" for plain safetensors files.
+    const std::string& format_version() const { return version_; }
     /// Every linear layer the file records (compressed ones and "fp32" ones), by weight tensor name.
     const std::map<std::string, layer_info, std::less<>>& layers() const { return layers_; }
     bool is_layer(std::string_view tensor) const { return layers_.find(tensor) != layers_.end(); }
     bool is_compressed(std::string_view tensor) const {
         const auto it = layers_.find(tensor);
-        return it != layers_.end() && it->second.policy != "fp32";
+        return it != layers_.end() && it->second.desc.has_value();
     }
     /// The tensor a component tensor (e.g. "fc1.weight.codes") belongs to; "" for other tensors.
     std::string component_of(std::string_view tensor) const {
@@ -287,90 +344,104 @@ public:
         for (const tensor_view& t : file_.tensors())
             if (!owner_.count(t.name)) out.push_back(t.name);
         for (const auto& [name, info] : layers_)
-            if (info.policy != "fp32") out.push_back(name);
+            if (info.desc) out.push_back(name);
         return out;
     }
     bool contains(std::string_view tensor) const {
         return is_compressed(tensor) || (file_.contains(tensor) && !owner_.count(std::string(tensor)));
     }
 
-    /// The compressed storage of layer `tensor`, checked (its layout is exactly the policy's).
-    packed_buffers compressed(std::string_view tensor) const {
+    /// The compressed layer `tensor`: its descriptor, packed storage (checked: exactly the descriptor's layout,
+    /// packed_view::validate passed) and calibrated activation scales.
+    compressed_tensor tensor(std::string_view tensor) const {
         const std::string where = origin() + ": " + std::string(tensor);
         const auto it = layers_.find(tensor);
-        if (it == layers_.end() || it->second.policy == "fp32")
+        if (it == layers_.end() || !it->second.desc)
             detail::throw_error<file_error>(where, ": not a compressed layer of this file");
         const layer_info& info = it->second;
         const std::string name(tensor);
-        packed_buffers out;
-        out.layout = detail::cm_expected_layout(info.policy, info.rows, info.cols, where.c_str());
+        auto component = [&](std::string_view suffix) -> const tensor_view& {
+            return file_.tensor(name + std::string(suffix));
+        };
+        compressed_tensor t;
+        t.desc = *info.desc;
+        packed_buffers& out = t.storage;
+        out.layout = expected_layout(*info.desc, info.rows, info.cols, where.c_str());
         const packed_layout& l = out.layout;
-        const tensor_view& codes = file_.tensor(name + std::string(compressed_suffix::codes));
-        out.codes.resize(codes.data.size());
-        std::memcpy(out.codes.data(), codes.data.data(), codes.data.size());
-        const auto count = static_cast<std::size_t>(l.scale_count());
-        if (l.scale_bits > 0) {
-            out.scales.assign(l.scale_bytes(), 0);
-            const tensor_view& s = file_.tensor(name + std::string(compressed_suffix::scales));
-            if (l.scale_bits == 32) {
-                const std::vector<float> f = to_float(s);
-                for (std::size_t i = 0; i < count; ++i)
-                    write_packed(out.scales.data(), static_cast<index_t>(i), 32, detail::float_bits(f[i]));
-            } else {
-                for (std::size_t i = 0; i < count; ++i)
-                    write_packed(out.scales.data(), static_cast<index_t>(i), l.scale_bits,
-                                 std::to_integer<std::uint32_t>(s.data[i]));
+        const tensor_view& codes = component(compressed_suffix::codes);
+        out.codes.assign(reinterpret_cast<const std::uint8_t*>(codes.data.data()),
+                         reinterpret_cast<const std::uint8_t*>(codes.data.data()) + codes.data.size());
+        if (!l.fixed_row_length()) {
+            const tensor_view& o = component(compressed_suffix::row_offsets);
+            out.row_offsets.resize(static_cast<std::size_t>(l.rows + 1));
+            for (std::size_t i = 0; i < out.row_offsets.size(); ++i) {
+                std::uint64_t v = 0;
+                for (int b = 0; b < 8; ++b)
+                    v |= static_cast<std::uint64_t>(std::to_integer<unsigned>(o.data[i * 8 + static_cast<std::size_t>(b)]))
+                         << (8 * b);
+                out.row_offsets[i] = v;
             }
         }
-        if (l.has_zero_points) {
-            out.zero_points.assign(l.zero_point_bytes(), 0);
-            const tensor_view& z = file_.tensor(name + std::string(compressed_suffix::zeros));
-            for (std::size_t i = 0; i < count; ++i)
-                write_packed(out.zero_points.data(), static_cast<index_t>(i), l.code_bits,
-                             std::to_integer<std::uint32_t>(z.data[i]));
-        }
-        if (l.has_tensor_scale)
-            out.tensor_scale = to_float(file_.tensor(name + std::string(compressed_suffix::tensor_scale)))[0];
-        if (l.sparsity == sparsity_kind::n_m) {
-            const tensor_view& m = file_.tensor(name + std::string(compressed_suffix::nm_indices));
-            out.metadata.resize(m.data.size());
-            std::memcpy(out.metadata.data(), m.data.data(), m.data.size());
+        read_scales(name, compressed_suffix::scales, compressed_suffix::zeros, compressed_suffix::tensor_scale,
+                    static_cast<std::size_t>(l.scale_count()), l.scale_bits, out.scales,
+                    l.has_zero_points ? l.code_bits : 0, out.zero_points, l.has_tensor_scale, out.tensor_scale);
+        if (l.sparsity != sparsity_kind::dense) {
+            const tensor_view& m = component(l.sparsity == sparsity_kind::n_m     ? compressed_suffix::nm_indices
+                                             : l.sparsity == sparsity_kind::block ? compressed_suffix::block_mask
+                                                                                  : compressed_suffix::bitmap);
+            out.metadata.assign(reinterpret_cast<const std::uint8_t*>(m.data.data()),
+                                reinterpret_cast<const std::uint8_t*>(m.data.data()) + m.data.size());
         }
         try {
             out.view().validate(where.c_str());
         } catch (const shape_error& e) {
             throw file_error(e.what());
         }
-        return out;
+        if (t.needs_calibration()) {
+            const quantizer_desc& a = *t.desc.activations;
+            const format_info& f = format_info_for(a.format);
+            const auto grid = tcomp::detail::grid_for(a, 1, l.cols, true, where.c_str());
+            const int scale_bits = tcomp::detail::scale_storage_bits(a.scale, a.shift_bits);
+            const bool two_level = a.scale == scale_kind::multi_level || a.scale == scale_kind::shiftable;
+            std::vector<std::uint8_t> stream, zeros;
+            float tensor_scale = 1.0f;
+            const auto count = static_cast<std::size_t>(grid.cols);
+            read_scales(name, compressed_suffix::act_scales, compressed_suffix::act_zeros,
+                        compressed_suffix::act_tensor_scale, count, scale_bits, stream, a.has_zero_point() ? f.bits : 0,
+                        zeros, two_level, tensor_scale);
+            scale_table s;
+            s.rows = 1, s.cols = grid.cols, s.group_size = grid.group_size, s.tensor_scale = tensor_scale;
+            for (std::size_t i = 0; i < count; ++i) {
+                const std::uint32_t e = scale_bits == 0 ? 0u : read_packed(stream.data(), static_cast<index_t>(i), scale_bits);
+                s.stored.push_back(e);
+                s.effective.push_back(tcomp::detail::decode_scale(a.scale, f, e, tensor_scale));
+                s.zero.push_back(a.has_zero_point() ? f.to_integer(read_packed(zeros.data(), static_cast<index_t>(i), f.bits))
+                                                    : 0);
+            }
+            t.activation_scales = std::move(s);
+        }
+        return t;
     }
 
+    /// The packed storage of compressed layer `tensor` (see tensor()).
+    packed_buffers compressed(std::string_view name) const { return tensor(name).storage; }
+
     /// A plain tensor as floats; for a layer, its weights (a compressed one dequantized).
-    std::vector<float> floats(std::string_view tensor) const {
-        if (is_compressed(tensor)) {
-            const std::string policy = layers_.find(tensor)->second.policy;
-            packed_buffers storage = compressed(tensor);
-            return model::visit_policy(policy, [&]<class P>(std::type_identity<P>) -> std::vector<float> {
-                if constexpr (std::is_same_v<P, model::fp32_policy>) {
-                    return {};
-                } else {
-                    using matrix = compressed_matrix<typename P::weight_quantizer, typename P::sparsity>;
-                    return dequantize(matrix(std::move(storage))).storage();
-                }
-            });
-        }
-        if (owner_.count(std::string(tensor)))
-            detail::throw_error<file_error>(origin(), ": ", tensor, " is a component of compressed layer ",
-                                            owner_.at(std::string(tensor)), ", not a tensor of the model");
-        return to_float(file_.tensor(tensor));
+    std::vector<float> floats(std::string_view name) const {
+        if (is_compressed(name)) return dequantize(tensor(name)).storage();
+        if (owner_.count(std::string(name)))
+            detail::throw_error<file_error>(origin(), ": ", name, " is a component of compressed layer ",
+                                            owner_.at(std::string(name)), ", not a tensor of the model");
+        return to_float(file_.tensor(name));
     }
 
     /// Shape of a logical tensor (a layer's [N, K], else the tensor's own).
-    std::vector<std::int64_t> shape(std::string_view tensor) const {
-        if (is_compressed(tensor)) {
-            const layer_info& i = layers_.find(tensor)->second;
+    std::vector<std::int64_t> shape(std::string_view name) const {
+        if (is_compressed(name)) {
+            const layer_info& i = layers_.find(name)->second;
             return {i.rows, i.cols};
         }
-        return file_.tensor(tensor).shape;
+        return file_.tensor(name).shape;
     }
 
     const safetensors_file& file() const { return file_; }
@@ -382,6 +453,31 @@ private:
     template <class... Parts>
     [[noreturn]] void fail(Parts&&... parts) const {
         detail::throw_error<file_error>("compressed model ", origin(), ": ", std::forward<Parts>(parts)...);
+    }
+
+    /// Scale entries, zero points and tensor scale of one grid back into bit streams (shapes checked earlier).
+    void read_scales(const std::string& name, std::string_view scales_suffix, std::string_view zeros_suffix,
+                     std::string_view tensor_suffix, std::size_t count, int scale_bits, std::vector<std::uint8_t>& scales,
+                     int zero_bits, std::vector<std::uint8_t>& zeros, bool has_tensor_scale, float& tensor_scale) const {
+        if (scale_bits > 0) {
+            scales.assign(packed_bytes(static_cast<index_t>(count), scale_bits), 0);
+            const tensor_view& s = file_.tensor(name + std::string(scales_suffix));
+            if (scale_bits == 32) {
+                const std::vector<float> f = to_float(s);
+                for (std::size_t i = 0; i < count; ++i)
+                    write_packed(scales.data(), static_cast<index_t>(i), 32, tcomp::detail::float_bits(f[i]));
+            } else {
+                for (std::size_t i = 0; i < count; ++i)
+                    write_packed(scales.data(), static_cast<index_t>(i), scale_bits, std::to_integer<std::uint32_t>(s.data[i]));
+            }
+        }
+        if (zero_bits > 0) {
+            zeros.assign(packed_bytes(static_cast<index_t>(count), zero_bits), 0);
+            const tensor_view& z = file_.tensor(name + std::string(zeros_suffix));
+            for (std::size_t i = 0; i < count; ++i)
+                write_packed(zeros.data(), static_cast<index_t>(i), zero_bits, std::to_integer<std::uint32_t>(z.data[i]));
+        }
+        if (has_tensor_scale) tensor_scale = to_float(file_.tensor(name + std::string(tensor_suffix)))[0];
     }
 
     void check() {
@@ -397,9 +493,9 @@ private:
             fail("metadata \"tcomp.format\" is \"", format->second, "\", expected \"", compressed_format_name, "\"");
         const auto version = meta.find("tcomp.format_version");
         if (version == meta.end()) fail("metadata \"tcomp.format_version\" is missing");
-        if (version->second != compressed_format_version)
-            fail("format version \"", version->second, "\" is not supported (this reader reads version ",
-                 compressed_format_version, ")");
+        if (version->second != "1" && version->second != "2")
+            fail("format version \"", version->second, "\" is not supported (this reader reads versions 1 and 2)");
+        version_ = version->second;
         compressed_format_ = true;
         for (const auto& [key, value] : meta) {
             if (!key.starts_with("tcomp.") || key == "tcomp.format" || key == "tcomp.format_version") continue;
@@ -415,17 +511,39 @@ private:
         }
     }
 
+    /// Version 1 stored the names of the old policy registry; each is an alias of a descriptor.
+    static bool version1_name(std::string_view policy) {
+        constexpr std::string_view names[] = {"fp32",      "w8a8",      "w4a8",     "w4a16",     "w8a16",
+                                              "w2a16",     "w8a8_2of4", "w4a8_2of4", "w1a1",     "w4a8_g32",
+                                              "w4a16_g32", "w4a8_pc",   "w4a16_pc"};
+        for (std::string_view n : names)
+            if (n == policy) return true;
+        return false;
+    }
+
     void check_layer(const std::string& tensor, const std::string& policy) {
-        if (!model::is_known_policy(policy))
-            fail("tensor ", tensor, ": unknown policy \"", policy, "\" in metadata; known policies: ",
-                 model::detail::known_policy_list());
+        std::optional<descriptor> desc;
+        if (version_ == "1" && !version1_name(policy))
+            fail("tensor ", tensor, ": unknown policy \"", policy, "\" in metadata (a version-1 file names one of: "
+                 "fp32, w8a8, w4a8, w4a16, w8a16, w2a16, w8a8_2of4, w4a8_2of4, w1a1, w4a8_g32, w4a16_g32, w4a8_pc, "
+                 "w4a16_pc)");
+        try {
+            desc = resolve_policy(policy, "policy");
+        } catch (const error& e) {
+            fail("tensor ", tensor, ": ", e.what());
+        }
         const auto shape_it = file_.metadata().find(detail::cm_shape_key(tensor));
         if (shape_it == file_.metadata().end()) fail("tensor ", tensor, ": metadata \"tcomp.shape.", tensor, "\" is missing");
         const auto shape = detail::cm_parse_shape(shape_it->second);
         if (!shape) fail("tensor ", tensor, ": shape \"", shape_it->second, "\" is not [N, K]");
-        const auto [n, k] = *shape;
-        layer_info info{policy, n, k};
-        if (policy == "fp32") {
+        // Plain variables, not a structured binding: the lambdas below capture them (clang 14 rejects that).
+        const index_t n = shape->first, k = shape->second;
+        layer_info info{"fp32", desc, n, k};
+        if (desc) {
+            info.policy = std::string(alias_of(*desc));
+            if (info.policy.empty()) info.policy = spell(*desc);
+        }
+        if (!desc) {
             if (!file_.contains(tensor)) fail("fp32 layer ", tensor, " is missing");
             const tensor_view& t = file_.tensor(tensor);
             if (t.shape != std::vector<std::int64_t>{n, k} || !detail::is_float_dtype(t.type))
@@ -439,9 +557,7 @@ private:
         const std::string where = "compressed model " + origin() + ": tensor " + tensor + " (" + policy + ")";
         packed_layout l;
         try {
-            l = detail::cm_expected_layout(policy, n, k, where.c_str());
-        } catch (const file_error&) {
-            throw;
+            l = expected_layout(*desc, n, k, where.c_str());
         } catch (const error& e) {
             throw file_error(std::string(e.what()) + " (the policy disagrees with the recorded shape)");
         }
@@ -459,20 +575,46 @@ private:
             bool type_ok = false;
             for (dtype d : types) type_ok = type_ok || d == t.type;
             if (!type_ok) fail("tensor ", name, ": dtype ", to_string(t.type), " is not what policy ", policy, " stores");
-            if (t.shape != want_shape)
+            if (!want_shape.empty() && t.shape != want_shape)
                 fail("tensor ", name, ": shape ", detail::st_shape_string(t.shape), ", policy ", policy, " with W [", n,
                      ", ", k, "] needs ", detail::st_shape_string(want_shape), " (does the policy disagree with the "
                      "tensors?)");
+            if (want_shape.empty() && t.shape.size() != 1)
+                fail("tensor ", name, ": shape ", detail::st_shape_string(t.shape), " is not one-dimensional");
             owner_.emplace(name, tensor);
         };
+        const bool fixed = l.fixed_row_length();
+        if (fixed) component(compressed_suffix::codes, true, {dtype::u8}, {n, static_cast<std::int64_t>(l.row_code_bytes())});
+        else component(compressed_suffix::codes, true, {dtype::u8}, {});
+        component(compressed_suffix::row_offsets, !fixed, {dtype::u64}, {n + 1});
         const std::vector<std::int64_t> grid{l.scale_rows, l.scale_cols};
-        component(compressed_suffix::codes, true, {dtype::u8}, {n, static_cast<std::int64_t>(l.row_code_bytes())});
         if (l.scale_bits == 32) component(compressed_suffix::scales, true, {dtype::f32, dtype::f16}, grid);
         else component(compressed_suffix::scales, l.scale_bits > 0, {dtype::u8}, grid);
         component(compressed_suffix::zeros, l.has_zero_points, {dtype::u8}, grid);
         component(compressed_suffix::tensor_scale, l.has_tensor_scale, {dtype::f32}, {1});
         component(compressed_suffix::nm_indices, l.sparsity == sparsity_kind::n_m, {dtype::u8},
                   {n, static_cast<std::int64_t>(l.metadata_row_bytes())});
+        component(compressed_suffix::block_mask, l.sparsity == sparsity_kind::block, {dtype::u8},
+                  {static_cast<std::int64_t>(l.metadata_bytes())});
+        component(compressed_suffix::bitmap, l.sparsity == sparsity_kind::bitmap, {dtype::u8},
+                  {n, static_cast<std::int64_t>(l.metadata_row_bytes())});
+        // Calibrated activation scales: required exactly when the descriptor has static activations.
+        const bool act = desc->activations && desc->activations->calibrated;
+        int act_bits = 0, act_zero_bits = 0;
+        bool act_two_level = false;
+        std::vector<std::int64_t> act_grid{1, 1};
+        if (act) {
+            const quantizer_desc& a = *desc->activations;
+            const auto g = tcomp::detail::grid_for(a, 1, k, true, where.c_str());
+            act_grid = {1, g.cols};
+            act_bits = tcomp::detail::scale_storage_bits(a.scale, a.shift_bits);
+            act_zero_bits = a.has_zero_point() ? format_info_for(a.format).bits : 0;
+            act_two_level = a.scale == scale_kind::multi_level || a.scale == scale_kind::shiftable;
+        }
+        if (act_bits == 32) component(compressed_suffix::act_scales, true, {dtype::f32, dtype::f16}, act_grid);
+        else component(compressed_suffix::act_scales, act && act_bits > 0, {dtype::u8}, act_grid);
+        component(compressed_suffix::act_zeros, act && act_zero_bits > 0, {dtype::u8}, act_grid);
+        component(compressed_suffix::act_tensor_scale, act && act_two_level, {dtype::f32}, {1});
         // Byte-per-entry tensors must hold values of their width, or packing them would spill into neighbours.
         auto in_range = [&](std::string_view suffix, int bits) {
             const tensor_view& t = file_.tensor(tensor + std::string(suffix));
@@ -483,11 +625,14 @@ private:
         };
         if (l.has_zero_points) in_range(compressed_suffix::zeros, l.code_bits);
         if (l.scale_bits > 0 && l.scale_bits < 8) in_range(compressed_suffix::scales, l.scale_bits);
+        if (act_zero_bits > 0 && act_zero_bits < 8) in_range(compressed_suffix::act_zeros, act_zero_bits);
+        if (act_bits > 0 && act_bits < 8) in_range(compressed_suffix::act_scales, act_bits);
         layers_.emplace(tensor, std::move(info));
     }
 
     safetensors_file file_;
     bool compressed_format_ = false;
+    std::string version_;
     std::map<std::string, layer_info, std::less<>> layers_;
     std::map<std::string, std::string, std::less<>> owner_;  // component tensor -> its layer's tensor
 };

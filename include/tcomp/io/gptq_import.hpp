@@ -41,7 +41,7 @@ enum class gptq_zero_convention {
 
 struct gptq_layer {
     std::string name;     // the layer prefix, e.g. "model.layers.0.mlp.down_proj"
-    std::string policy;   // "w4a16", "w4a16_g32" or "w4a16_pc"
+    std::string policy;   // "w4a16", "w4a16_g32", "w4a16_pc", or "w=uint4:asym:g<G>" for other group sizes
     index_t group_size = 0;
     packed_buffers weights;    // N x K in tcomp's canonical packed layout of `policy`
     std::vector<float> bias;   // empty when the checkpoint has none
@@ -54,12 +54,14 @@ inline std::uint32_t gptq_word(const tensor_view& t, std::int64_t row, std::int6
     return tcomp::detail::load_le<std::uint32_t>(t.data.data() + 4 * i);
 }
 
-/// The registry policy for group size g of a K-column matrix, or "" when tcomp has none.
+/// The policy for group size g of a K-column matrix: the alias where one exists ("w4a16" for 128,
+/// "w4a16_g32", "w4a16_pc" for one group per row), else the descriptor "w=uint4:asym:g<G>" (any G: a
+/// descriptor names every group size, so no checkpoint is refused or regrouped for its G).
 inline std::string gptq_policy_for(index_t g, index_t k) {
     if (g == k) return "w4a16_pc";
     if (g == 128) return "w4a16";
     if (g == 32) return "w4a16_g32";
-    return {};
+    return "w=uint4:asym:g" + std::to_string(g);
 }
 
 }  // namespace detail
@@ -77,8 +79,8 @@ std::vector<std::string> gptq_layer_names(const Files& files) {
 }
 
 /// Converts one GPTQ layer. `files`: a safetensors_file or safetensors_set. Throws file_error naming the layer
-/// and tensor for a missing tensor, a wrong dtype or shape, an act-order g_idx, a group size tcomp has no policy
-/// for, a zero point outside uint4, or a non-finite scale.
+/// and tensor for a missing tensor, a wrong dtype or shape, an act-order g_idx, a zero point outside uint4, or
+/// a non-finite scale.
 template <class Files>
 gptq_layer import_gptq_layer(const Files& files, std::string_view prefix, gptq_zero_convention convention) {
     const std::string p(prefix);
@@ -112,9 +114,6 @@ gptq_layer import_gptq_layer(const Files& files, std::string_view prefix, gptq_z
                               " groups of ", scales.name);
     const index_t g = k / groups;
     const std::string policy = detail::gptq_policy_for(g, k);
-    if (policy.empty())
-        fail("group size ", g, " (K = ", k, ", ", groups, " groups) has no tcomp policy; supported: 128 (w4a16), 32 "
-             "(w4a16_g32), K (one group per row, w4a16_pc); tcomp does not regroup");
     if (n % 8 != 0) fail("N = ", n, " is not a multiple of 8, so ", qzeros.name, " cannot pack 8 zeros per int32");
     if (qzeros.shape != std::vector<std::int64_t>{groups, n / 8})
         fail("tensor ", qzeros.name, " has shape ", tcomp::detail::st_shape_string(qzeros.shape), ", expected [",

@@ -1,7 +1,14 @@
 // model::linear: the one linear layer every model layer uses, Y = X * W^T + bias with W[N x K]. The policy is
-// chosen at run time by name (policy_registry.hpp), so a per-layer recipe can mix formats in one model; behind
-// the name the layer is either float weights (Eigen GEMM) or compress<P> + cpu::pack once and tcomp::matmul
-// per call. A K that the policy cannot take (a group size that does not divide it, 2:4 with K % 4 != 0) is the
+// chosen at run time (an alias such as "w8a8" or any descriptor spelling, quant/policy_names.hpp), so a per-layer
+// recipe can mix formats in one model. Behind it the layer is one of three bodies:
+//   fp32         float weights, Eigen GEMM;
+//   kernel path  the descriptor is a policy type of the typed table (policy_registry.hpp): compress + cpu::pack
+//                once, tcomp::matmul per call (SIMD kernels, or the oracle with cpu's stated reason);
+//   reference    any other valid descriptor (fp8, MX, NF4, ternary, shiftable scales, block sparsity, ...): the
+//                weights are dequantized once and each call quantizes the activations as the descriptor says
+//                (dynamic or with the calibrated scales), dequantizes them, and runs a float GEMM. kernel_note()
+//                says so: never silently.
+// A K that the policy cannot take (a group size that does not divide it, 2:4 with K % 4 != 0) is the
 // library's own error with the layer's name added: the layer never falls back to another format.
 #pragma once
 
@@ -22,6 +29,9 @@
 #include "tcomp/kernel/cpu/thread_pool.hpp"
 #include "tcomp/model/policy_registry.hpp"
 #include "tcomp/quant/compress.hpp"
+#include "tcomp/quant/compressed_tensor.hpp"
+#include "tcomp/quant/policy_names.hpp"
+#include <optional>
 
 namespace tcomp::model {
 namespace detail {
@@ -35,10 +45,14 @@ struct linear_impl {
     virtual std::size_t bytes() const = 0;
     /// "" or why the SIMD kernels do not cover this layer (it then runs on the scalar oracle).
     virtual std::string kernel_note() const { return {}; }
+    /// Bytes a compressed file holds for the weights (codes, scales, zero points, metadata; 4 N K for fp32).
+    virtual std::size_t stored_bytes() const { return bytes(); }
+    /// The compressed weights in canonical form, when the body keeps them.
+    virtual const compressed_tensor* tensor() const { return nullptr; }
 };
 
 /// Float weights, Y = X * W^T through Eigen; threads split the output columns (also works for one token).
-class fp32_linear final : public linear_impl {
+class fp32_linear : public linear_impl {
 public:
     explicit fp32_linear(matrix_view<const float> w) : n_(w.rows()), k_(w.cols()), w_(static_cast<std::size_t>(n_ * k_)) {
         for (index_t r = 0; r < n_; ++r) std::copy(w.row(r).begin(), w.row(r).end(), w_.begin() + r * k_);
@@ -46,6 +60,12 @@ public:
 
     void forward(matrix_view<const float> x, matrix_view<float> y, std::span<const float> bias,
                  int threads) const override {
+        gemm(x, y, bias, threads);
+    }
+    std::size_t bytes() const override { return w_.size() * sizeof(float); }
+
+protected:
+    void gemm(matrix_view<const float> x, matrix_view<float> y, std::span<const float> bias, int threads) const {
         using row_major = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
         using stride = Eigen::OuterStride<>;
         const index_t m = x.rows();
@@ -69,20 +89,63 @@ public:
             cpu::thread_pool::instance().run(threads, tasks, run_block);
         }
     }
-    std::size_t bytes() const override { return w_.size() * sizeof(float); }
 
-private:
     index_t n_, k_;
     std::vector<float> w_;
+};
+
+/// A descriptor without a typed kernel path: weights dequantized once; each call quantizes and dequantizes
+/// the activations as the descriptor says, then the float GEMM of fp32_linear. Same codes and scales as the
+/// compressed tensor; the products are summed in float, not in the oracle's exact integers.
+class reference_linear final : public fp32_linear {
+public:
+    explicit reference_linear(compressed_tensor t) : fp32_linear(dequantize(t).view()), t_(std::move(t)) {
+        if (t_.needs_calibration() && !t_.activation_scales)
+            tcomp::detail::throw_error<value_error>(
+                "the policy quantizes activations with calibrated (static) scales, but the weights carry none "
+                "(calibrate() them or load them from a file)");
+    }
+
+    void forward(matrix_view<const float> x, matrix_view<float> y, std::span<const float> bias,
+                 int threads) const override {
+        if (!t_.desc.activations) return gemm(x, y, bias, threads);
+        tcomp::detail::require_finite(x, "matmul", "x");
+        dense_matrix<float> xq(x.rows(), x.cols());
+        const quantizer_desc& a = *t_.desc.activations;
+        const format_info& f = format_info_for(a.format);
+        const scale_table table = [&] {
+            if (t_.activation_scales) return *t_.activation_scales;
+            const auto grid = tcomp::detail::grid_for(a, x.rows(), x.cols(), false, "matmul");
+            return tcomp::detail::scales_from_cells(f, a, grid, tcomp::detail::gather_cells(x, grid, {}));
+        }();
+        for (index_t r = 0; r < x.rows(); ++r)
+            for (index_t c = 0; c < x.cols(); ++c) {
+                const auto cell = static_cast<std::size_t>(table.cell(r, c));
+                const std::uint32_t code = tcomp::detail::quantize_value(f, rounding_kind::nearest_even, x(r, c),
+                                                                         table.effective[cell], table.zero[cell], 0, 0);
+                xq(r, c) = tcomp::detail::dequantize_value(f, code, table.effective[cell], table.zero[cell]);
+            }
+        gemm(xq.view(), y, bias, threads);
+    }
+    std::size_t bytes() const override { return t_.bytes(); }
+    std::size_t stored_bytes() const override { return t_.bytes(); }
+    std::string kernel_note() const override {
+        return "no SIMD kernel family runs " + spell(t_.desc) +
+               ": reference path (weights dequantized once, activations quantized per call, float GEMM)";
+    }
+    const compressed_tensor* tensor() const override { return &t_; }
+
+private:
+    compressed_tensor t_;
 };
 
 /// Compressed and pre-packed once; tcomp::matmul picks the SIMD kernel (or the oracle, with a reason).
 template <class Policy>
 class packed_linear final : public linear_impl {
 public:
-    explicit packed_linear(matrix_view<const float> w) : w_(cpu::pack(compress<Policy>(w))) {}
     /// Already compressed weights (a file, an import): packed as they are, never re-quantized.
-    explicit packed_linear(compressed_weights<Policy> w) : w_(cpu::pack(std::move(w))) {}
+    explicit packed_linear(compressed_tensor t)
+        : stored_(t.bytes()), w_(cpu::pack(to_typed<Policy>(std::move(t), "linear"))) {}
 
     void forward(matrix_view<const float> x, matrix_view<float> y, std::span<const float> bias,
                  int threads) const override {
@@ -90,9 +153,11 @@ public:
     }
     std::size_t bytes() const override { return w_.kernel_bytes(); }
     std::string kernel_note() const override { return w_.unsupported_reason(); }
+    std::size_t stored_bytes() const override { return stored_; }
     const cpu::packed_weights<Policy>& packed() const { return w_; }
 
 private:
+    std::size_t stored_;
     cpu::packed_weights<Policy> w_;
 };
 
@@ -121,56 +186,53 @@ public:
     linear(linear&&) noexcept = default;
     linear& operator=(linear&&) noexcept = default;
 
-    /// W is N x K (out x in, the PyTorch layout); bias empty or N entries. Throws tcomp::error for an
-    /// unknown policy name, and the policy's own error (with the layer name) for a K it cannot take.
-    static linear make(std::string_view policy_name, matrix_view<const float> w, std::span<const float> bias = {},
-                       std::string layer_name = {}) {
-        linear out;
-        out.name = std::move(layer_name);
-        const std::string context = "linear '" + out.name + "' (" + std::string(policy_name) + ", W " +
+    /// W is N x K (out x in, the PyTorch layout); bias empty or N entries. `policy`: "fp32", an alias or a
+    /// spelling (quant/policy_names.hpp). Throws tcomp::error for an invalid policy, and the policy's own error
+    /// (with the layer name) for a K it cannot take. A policy with calibrated activations needs from_compressed
+    /// with the scales.
+    static linear make(std::string_view policy, matrix_view<const float> w, std::span<const float> bias = {},
+                       std::string layer_name = {}, const quantize_options& options = {}) {
+        const std::string context = "linear '" + layer_name + "' (" + std::string(policy) + ", W " +
                                     std::to_string(w.rows()) + "x" + std::to_string(w.cols()) + ")";
-        detail::with_layer_context(context, [&] {
-            require_known_policy(policy_name, "linear::make");
-            if (!bias.empty() && static_cast<index_t>(bias.size()) != w.rows())
-                tcomp::detail::throw_error<shape_error>("bias has ", bias.size(), " entries, expected N = ", w.rows());
+        return detail::with_layer_context(context, [&] {
+            const std::optional<descriptor> d = resolve_policy(policy, "linear::make");
             tcomp::detail::require_finite(w, "linear::make", "W");
-            out.impl_ = make_impl(policy_name, w);
+            if (!d) return finish(std::make_unique<detail::fp32_linear>(w), std::nullopt, w.rows(), w.cols(), bias,
+                                  std::move(layer_name));
+            return from_compressed(compress(*d, w, options), bias, std::move(layer_name));
         });
-        for (std::string_view n : known_policies())
-            if (n == policy_name) out.policy_ = n;
-        out.bias_.assign(bias.begin(), bias.end());
-        out.n_ = w.rows(), out.k_ = w.cols();
-        return out;
     }
 
-    /// A layer from weights compressed elsewhere (a compressed model file, a GPTQ import): `storage` must have
-    /// exactly the layout `policy_name` produces for its shape (else shape_error naming the layer). Nothing is
-    /// re-quantized, so the layer computes what make() computes on the weights that produced `storage`.
-    static linear from_compressed(std::string_view policy_name, packed_buffers storage, std::span<const float> bias = {},
-                                  std::string layer_name = {}) {
-        linear out;
-        out.name = std::move(layer_name);
-        const index_t n = storage.layout.rows, k = storage.layout.cols;
-        const std::string context = "linear '" + out.name + "' (" + std::string(policy_name) + ", W " +
+    /// A layer from weights compressed elsewhere (a compressed model file, a GPTQ import, compress()): nothing is
+    /// re-quantized, so the layer computes what make() computes on the weights that produced them. The storage
+    /// must have exactly the layout its descriptor gives its shape (else shape_error naming the layer).
+    static linear from_compressed(compressed_tensor t, std::span<const float> bias = {}, std::string layer_name = {}) {
+        const index_t n = t.rows(), k = t.cols();
+        const std::string context = "linear '" + layer_name + "' (" + policy_display(t.desc) + ", W " +
                                     std::to_string(n) + "x" + std::to_string(k) + ", compressed)";
-        detail::with_layer_context(context, [&] {
-            require_known_policy(policy_name, "linear::from_compressed");
-            if (!bias.empty() && static_cast<index_t>(bias.size()) != n)
-                tcomp::detail::throw_error<shape_error>("bias has ", bias.size(), " entries, expected N = ", n);
-            out.impl_ = visit_policy(policy_name, [&]<class P>(std::type_identity<P>) -> std::unique_ptr<detail::linear_impl> {
-                if constexpr (std::is_same_v<P, fp32_policy>) {
-                    tcomp::detail::throw_error<error>("fp32 layers have no compressed form; use linear::make");
-                } else {
-                    using matrix = typename compressed_weights<P>::matrix_type;
-                    return std::make_unique<detail::packed_linear<P>>(compressed_weights<P>(matrix(std::move(storage))));
-                }
+        return detail::with_layer_context(context, [&] {
+            tcomp::detail::check_tensor(t, "linear::from_compressed");
+            const descriptor d = t.desc;
+            std::unique_ptr<detail::linear_impl> impl;
+            const bool typed = visit_kernel_policy(d, [&]<class P>(std::type_identity<P>) {
+                impl = std::make_unique<detail::packed_linear<P>>(std::move(t));
             });
+            if (!typed) impl = std::make_unique<detail::reference_linear>(std::move(t));
+            return finish(std::move(impl), d, n, k, bias, std::move(layer_name));
         });
-        for (std::string_view name : known_policies())
-            if (name == policy_name) out.policy_ = name;
-        out.bias_.assign(bias.begin(), bias.end());
-        out.n_ = n, out.k_ = k;
-        return out;
+    }
+    /// As above, from a policy text and packed storage (a version-1 file, a GPTQ import).
+    static linear from_compressed(std::string_view policy, packed_buffers storage, std::span<const float> bias = {},
+                                  std::string layer_name = {}) {
+        const std::string context = "linear '" + layer_name + "' (" + std::string(policy) + ", W " +
+                                    std::to_string(storage.layout.rows) + "x" + std::to_string(storage.layout.cols) +
+                                    ", compressed)";
+        std::optional<descriptor> d;
+        detail::with_layer_context(context, [&] {
+            d = resolve_policy(policy, "linear::from_compressed");
+            if (!d) tcomp::detail::throw_error<error>("fp32 layers have no compressed form; use linear::make");
+        });
+        return from_compressed(compressed_tensor{*d, std::move(storage), std::nullopt}, bias, std::move(layer_name));
     }
 
     /// y[M x N] = x[M x K] * W^T + bias. `threads` includes the caller's.
@@ -180,7 +242,7 @@ public:
             tcomp::detail::throw_error<shape_error>("linear '", name, "' (", policy_, ", ", n_, "x", k_, "): x is ",
                                                     x.rows(), "x", x.cols(), ", y is ", y.rows(), "x", y.cols(),
                                                     "; expected x M x ", k_, " and y M x ", n_);
-        detail::with_layer_context("linear '" + name + "' (" + std::string(policy_) + ")",
+        detail::with_layer_context("linear '" + name + "' (" + policy_ + ")",
                                    [&] { impl_->forward(x, y, bias_, threads); });
     }
 
@@ -189,21 +251,36 @@ public:
     /// Bytes the layer streams per call: the packed weights with their scales (cpu::packed_weights::
     /// kernel_bytes), or N*K floats for fp32; plus the float bias when there is one.
     std::size_t weight_bytes() const { return (impl_ ? impl_->bytes() : 0) + bias_.size() * sizeof(float); }
-    std::string_view policy() const { return policy_; }
-    /// "" when a SIMD kernel runs this layer, else why the scalar oracle does (same weights, same format).
+    /// The layer's policy, short: "fp32", the alias of its descriptor ("w8a8"), else the spelling.
+    const std::string& policy() const { return policy_; }
+    /// The descriptor (empty for fp32).
+    const std::optional<descriptor>& desc() const { return desc_; }
+    /// "" when a SIMD kernel runs this layer, else why the scalar oracle or the reference path does (same
+    /// weights, same format).
     std::string kernel_note() const { return impl_ ? impl_->kernel_note() : std::string{}; }
+    /// Bytes a compressed file holds for the weights (4 N K for fp32), plus the float bias.
+    std::size_t stored_bytes() const { return (impl_ ? impl_->stored_bytes() : 0) + bias_.size() * sizeof(float); }
     std::span<const float> bias() const { return bias_; }
 
 private:
-    static std::unique_ptr<detail::linear_impl> make_impl(std::string_view policy_name, matrix_view<const float> w) {
-        return visit_policy(policy_name, [&]<class P>(std::type_identity<P>) -> std::unique_ptr<detail::linear_impl> {
-            if constexpr (std::is_same_v<P, fp32_policy>) return std::make_unique<detail::fp32_linear>(w);
-            else return std::make_unique<detail::packed_linear<P>>(w);
-        });
+    static linear finish(std::unique_ptr<detail::linear_impl> impl, std::optional<descriptor> d, index_t n, index_t k,
+                         std::span<const float> bias, std::string layer_name) {
+        if (!bias.empty() && static_cast<index_t>(bias.size()) != n)
+            tcomp::detail::throw_error<shape_error>("bias has ", bias.size(), " entries, expected N = ", n);
+        linear out;
+        out.name = std::move(layer_name);
+        out.impl_ = std::move(impl);
+        out.policy_ = d ? std::string(alias_of(*d)) : std::string("fp32");
+        if (d && out.policy_.empty()) out.policy_ = spell(*d);
+        out.desc_ = std::move(d);
+        out.bias_.assign(bias.begin(), bias.end());
+        out.n_ = n, out.k_ = k;
+        return out;
     }
 
     std::unique_ptr<detail::linear_impl> impl_;
-    std::string_view policy_ = "fp32";  // points into the registry's static names
+    std::string policy_ = "fp32";
+    std::optional<descriptor> desc_;
     std::vector<float> bias_;
     index_t n_ = 0, k_ = 0;
 };

@@ -184,8 +184,16 @@ public:
         }
         final_norm_ = load("model.norm.weight", {h});
         if (c.tie_word_embeddings) {
-            const std::string policy = choose ? choose("lm_head.weight") : std::string("fp32");
-            lm_head_ = linear::make(policy, detail::cview(embed_, c.vocab_size, h), {}, "lm_head");
+            // A builder may hold the tied head already compressed (a file tcomp-quantize wrote); else it is
+            // made from the embeddings with the chooser's policy.
+            std::optional<linear> built;
+            if (build) built = build("lm_head", c.vocab_size, h, {});
+            if (built) {
+                lm_head_ = std::move(*built);
+            } else {
+                const std::string policy = choose ? choose("lm_head.weight") : std::string("fp32");
+                lm_head_ = linear::make(policy, detail::cview(embed_, c.vocab_size, h), {}, "lm_head");
+            }
         } else {
             lm_head_ = make_linear("lm_head", c.vocab_size, h, false);
         }

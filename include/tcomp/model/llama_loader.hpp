@@ -92,7 +92,7 @@ inline llama_model load_llama_compressed(const std::filesystem::path& config_jso
                                      std::span<const float> bias) -> std::optional<linear> {
         const std::string tensor = prefix + ".weight";
         if (!f.is_compressed(tensor)) return std::nullopt;
-        return linear::from_compressed(f.layers().find(tensor)->second.policy, f.compressed(tensor), bias, prefix);
+        return linear::from_compressed(f.tensor(tensor), bias, prefix);
     };
     return llama_model(config, source, choose, build);
 }

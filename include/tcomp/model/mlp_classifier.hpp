@@ -61,11 +61,12 @@ public:
                                                         m.layers_.back().out_features());
             if (file.is_compressed(tensor)) {
                 const std::string& stored = file.layers().find(tensor)->second.policy;
-                if (wanted != policies.end() && wanted->second != stored)
+                // The recipe may name the stored descriptor by alias or by spelling: compare descriptors.
+                if (wanted != policies.end() && resolve_policy(wanted->second) != file.layers().find(tensor)->second.desc)
                     tcomp::detail::throw_error<error>("mlp_classifier: ", file.origin(), " stores ", layer, " as ",
                                                       stored, ", the recipe asks for ", wanted->second,
                                                       " (a compressed layer is not re-quantized)");
-                m.layers_.push_back(linear::from_compressed(stored, file.compressed(tensor), bias, layer));
+                m.layers_.push_back(linear::from_compressed(file.tensor(tensor), bias, layer));
             } else {
                 const std::vector<float> w = file.floats(tensor);
                 const std::string policy = wanted != policies.end() ? wanted->second : std::string("fp32");

@@ -1,7 +1,9 @@
-// Run-time names for compression policies, so a per-layer recipe (a JSON file, a command line) can pick the
-// policy of each layer while the policy itself stays a compile-time type. One constexpr table maps each name
-// to a preset; visit_policy() turns a name into a call with the policy type. "fp32" is not a policy (it keeps
-// the float weights); it gets its own tag.
+// The policy types whose layers run on the SIMD CPU kernels, as one table: a layer's policy is a run-time
+// descriptor (quant/policy_names.hpp: an alias such as "w8a8" or a spelling such as "w=int4:g32 a=int8:token"),
+// and model::linear asks visit_kernel_policy() whether a typed kernel path exists for it; every other valid
+// descriptor runs on the descriptor-driven reference path (linear.hpp), with the reason reported. Keeping the
+// typed set small keeps the compile time of every model flat: each entry instantiates the packers and kernels.
+// "fp32" is not a descriptor (it keeps the float weights); it gets its own tag.
 #pragma once
 
 #include <array>
@@ -13,6 +15,8 @@
 #include <utility>
 
 #include "tcomp/core/error.hpp"
+#include "tcomp/quant/describe.hpp"
+#include "tcomp/quant/policy_names.hpp"
 #include "tcomp/quant/presets.hpp"
 
 namespace tcomp::model {
@@ -47,36 +51,31 @@ inline constexpr auto policy_table = std::make_tuple(
 
 inline constexpr std::size_t policy_count = std::tuple_size_v<std::remove_cv_t<decltype(policy_table)>>;
 
-/// The names visit_policy() accepts.
+/// The names of the typed table (visit_policy() accepts them).
 constexpr std::array<std::string_view, policy_count> known_policies() {
     return std::apply([](const auto&... e) { return std::array<std::string_view, policy_count>{e.name...}; },
                       policy_table);
 }
 
-constexpr bool is_known_policy(std::string_view name) {
-    for (std::string_view n : known_policies())
-        if (n == name) return true;
-    return false;
+/// Whether `text` is a valid layer policy: "fp32", an alias or a valid spelling.
+inline bool is_known_policy(std::string_view text) {
+    try {
+        (void)resolve_policy(text);
+        return true;
+    } catch (const error&) {
+        return false;
+    }
 }
 
 namespace detail {
 
-inline std::string known_policy_list() {
-    std::string out;
-    for (std::string_view n : known_policies()) {
-        if (!out.empty()) out += ", ";
-        out += n;
-    }
-    return out;
-}
+inline std::string known_policy_list() { return tcomp::detail::policy_alias_list(); }
 
 }  // namespace detail
 
-/// Throws tcomp::error listing the known names when `name` is not one of them.
-inline void require_known_policy(std::string_view name, std::string_view where = "policy") {
-    if (!is_known_policy(name))
-        tcomp::detail::throw_error<error>(where, ": unknown policy \"", name,
-                                          "\"; known policies: ", detail::known_policy_list());
+/// Throws tcomp::error naming the bad token and listing what is accepted unless `text` is a valid policy.
+inline void require_known_policy(std::string_view text, std::string_view where = "policy") {
+    (void)resolve_policy(text, where);
 }
 
 namespace detail {
@@ -92,14 +91,49 @@ decltype(auto) visit_policy_from(std::string_view name, F& f) {
     }
 }
 
+template <std::size_t I, class F>
+bool visit_kernel_policy_from(const descriptor& d, F& f) {
+    if constexpr (I == policy_count) {
+        return false;
+    } else {
+        using P = typename std::tuple_element_t<I, std::remove_cv_t<decltype(policy_table)>>::type;
+        if constexpr (!std::is_same_v<P, fp32_policy>) {
+            descriptor want = describe<P>();
+            want.sparsity.density = d.sparsity.density;
+            if (want == d) {
+                f(std::type_identity<P>{});
+                return true;
+            }
+        }
+        return visit_kernel_policy_from<I + 1>(d, f);
+    }
+}
+
 }  // namespace detail
 
-/// Calls f(std::type_identity<P>{}) with the policy type named `name` (fp32_policy for "fp32");
-/// unknown names throw (see require_known_policy). Every instantiation of f must return the same type.
+/// Calls f(std::type_identity<P>{}) with the policy type named `name` (a name of the typed table; fp32_policy
+/// for "fp32"); other names throw (see require_known_policy). Every instantiation of f must return the same type.
 template <class F>
 decltype(auto) visit_policy(std::string_view name, F&& f) {
-    require_known_policy(name);
+    bool typed = false;
+    for (std::string_view n : known_policies()) typed = typed || n == name;
+    if (!typed)
+        tcomp::detail::throw_error<error>("visit_policy: \"", name, "\" is not a policy of the typed kernel table (",
+                                          [] {
+                                              std::string out;
+                                              for (std::string_view n : known_policies())
+                                                  out += (out.empty() ? "" : ", ") + std::string(n);
+                                              return out;
+                                          }(),
+                                          ")");
     return detail::visit_policy_from<0>(name, f);
+}
+
+/// Calls f(std::type_identity<P>{}) for the typed policy P with describe<P>() == d and returns true; false
+/// (f not called) when no typed kernel path exists for d.
+template <class F>
+bool visit_kernel_policy(const descriptor& d, F&& f) {
+    return detail::visit_kernel_policy_from<0>(d, f);
 }
 
 }  // namespace tcomp::model

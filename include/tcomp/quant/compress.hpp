@@ -49,6 +49,19 @@ public:
         calibrator_.observe(x);
         activation_scales_ = calibrator_.finish();
     }
+    /// Scales calibrated elsewhere (a file, another run): checked against the grid K and the policy give.
+    void set_activation_scales(scale_table scales) {
+        static_assert(calibrated_activations(),
+                      "compressed_weights::set_activation_scales: the policy's activations are not calibrated");
+        const auto grid = detail::grid_for<activation_quantizer>(1, cols(), true, "set_activation_scales");
+        const auto n = static_cast<std::size_t>(grid.cols);
+        if (scales.rows != 1 || scales.cols != grid.cols || scales.group_size != grid.group_size ||
+            scales.stored.size() != n || scales.effective.size() != n || scales.zero.size() != n)
+            detail::throw_error<shape_error>("set_activation_scales: ", scales.cols, " cells of ", scales.group_size,
+                                             ", the policy needs ", grid.cols, " of ", grid.group_size);
+        activation_scales_ = std::move(scales);
+    }
+    bool has_activation_scales() const { return activation_scales_.has_value(); }
     /// Fixed activation scales; an error if the policy needs them and none were calibrated.
     const scale_table& activation_scales() const {
         if (!activation_scales_)

@@ -14,6 +14,7 @@
 #include "tcomp/core/packed_storage.hpp"
 #include "tcomp/quant/element.hpp"
 #include "tcomp/quant/quantizer.hpp"
+#include "tcomp/quant/quantizer_params.hpp"
 #include "tcomp/quant/scale_selection.hpp"
 #include "tcomp/sparse/pattern.hpp"
 #include "tcomp/sparse/prune.hpp"
@@ -30,19 +31,24 @@ struct quantize_options {
 
 namespace detail {
 
-/// The packed layout that quantizer Q with sparsity S gives a rows x cols matrix.
-template <class Q, class S>
-packed_layout layout_for(index_t rows, index_t cols, const scale_grid& grid) {
+/// The packed layout that quantizer q (format row f) with sparsity s gives a rows x cols matrix.
+inline packed_layout layout_for(const format_info& f, const quantizer_desc& q, const sparsity_desc& s, index_t rows,
+                                index_t cols, const scale_grid& grid) {
     packed_layout l;
     l.rows = rows, l.cols = cols;
-    l.code_bits = Q::code_bits;
-    l.scale_bits = Q::scale::storage_bits;
+    l.code_bits = f.bits;
+    l.scale_bits = scale_storage_bits(q.scale, q.shift_bits);
     l.scale_rows = grid.rows, l.scale_cols = grid.cols, l.group_size = grid.group_size;
-    l.has_zero_points = Q::has_zero_point;
-    l.has_tensor_scale = Q::scale::has_tensor_scale;
-    l.sparsity = S::kind;
-    l.sparse_n = S::n, l.sparse_m = S::m, l.block_rows = S::block_rows, l.block_cols = S::block_cols;
+    l.has_zero_points = q.has_zero_point();
+    l.has_tensor_scale = q.scale == scale_kind::multi_level || q.scale == scale_kind::shiftable;
+    l.sparsity = s.kind;
+    l.sparse_n = s.n, l.sparse_m = s.m, l.block_rows = s.block_rows, l.block_cols = s.block_cols;
     return l;
+}
+template <class Q, class S>
+packed_layout layout_for(index_t rows, index_t cols, const scale_grid& grid) {
+    return layout_for(format_info_of<typename Q::format>(), quantizer_params<Q>(), describe_sparsity<S>(), rows, cols,
+                      grid);
 }
 
 /// Throws unless `layout` is what Q and S produce (a view over foreign memory must match its type).
@@ -66,14 +72,13 @@ inline std::uint64_t require_seed(bool stochastic, const quantize_options& optio
 }
 
 /// Encodes x's kept elements with the decided scales into packed buffers.
-template <class Q, class S>
-packed_buffers encode(matrix_view<const float> x, const std::vector<std::uint8_t>& mask, const scale_table& table,
-                      const quantize_options& options, const char* where) {
-    using F = typename Q::format;
-    const std::uint64_t seed = require_seed(Q::rounding::is_stochastic, options, where);
+inline packed_buffers encode(const format_info& f, const quantizer_desc& q, const sparsity_desc& s,
+                             matrix_view<const float> x, const std::vector<std::uint8_t>& mask, const scale_table& table,
+                             const quantize_options& options, const char* where) {
+    const std::uint64_t seed = require_seed(q.rounding == rounding_kind::stochastic, options, where);
     const index_t rows = x.rows(), cols = x.cols();
     packed_buffers out;
-    out.layout = layout_for<Q, S>(rows, cols, scale_grid{table.rows, table.cols, table.group_size});
+    out.layout = layout_for(f, q, s, rows, cols, scale_grid{table.rows, table.cols, table.group_size});
     out.layout.validate(where);
     const packed_layout& l = out.layout;
 
@@ -83,39 +88,39 @@ packed_buffers encode(matrix_view<const float> x, const std::vector<std::uint8_t
         for (std::size_t i = 0; i < table.stored.size(); ++i)
             write_packed(out.scales.data(), static_cast<index_t>(i), l.scale_bits, table.stored[i]);
     }
-    if constexpr (Q::has_zero_point) {
+    if (q.has_zero_point()) {
         out.zero_points.assign(l.zero_point_bytes(), 0);
         for (std::size_t i = 0; i < table.zero.size(); ++i)
-            write_packed(out.zero_points.data(), static_cast<index_t>(i), l.code_bits, F::from_integer(table.zero[i]));
+            write_packed(out.zero_points.data(), static_cast<index_t>(i), l.code_bits, f.from_integer(table.zero[i]));
     }
     out.tensor_scale = table.tensor_scale;
 
     // Sparsity metadata from the mask.
     auto kept = [&](index_t r, index_t c) { return mask.empty() || mask[static_cast<std::size_t>(r * cols + c)] != 0; };
     out.metadata.assign(l.metadata_bytes(), 0);
-    if constexpr (S::kind == sparsity_kind::n_m) {
+    if (s.kind == sparsity_kind::n_m) {
         for (index_t r = 0; r < rows; ++r) {
             std::uint8_t* meta = out.metadata.data() + static_cast<std::size_t>(r) * l.metadata_row_bytes();
-            for (index_t b = 0; b < cols / S::m; ++b) {
+            for (index_t b = 0; b < cols / s.m; ++b) {
                 int found = 0;
-                for (int j = 0; j < S::m; ++j)
-                    if (kept(r, b * S::m + j)) {
-                        if (found == S::n) break;
-                        write_packed(meta, b * S::n + found, l.index_bits(), static_cast<std::uint32_t>(j));
+                for (int j = 0; j < s.m; ++j)
+                    if (kept(r, b * s.m + j)) {
+                        if (found == s.n) break;
+                        write_packed(meta, b * s.n + found, l.index_bits(), static_cast<std::uint32_t>(j));
                         ++found;
                     }
-                if (found != S::n)
-                    throw_error<value_error>(where, ": mask keeps ", found, " of ", S::m, " in row ", r, ", block ", b,
-                                             "; n_m<", S::n, ", ", S::m, "> needs exactly ", S::n);
+                if (found != s.n)
+                    throw_error<value_error>(where, ": mask keeps ", found, " of ", s.m, " in row ", r, ", block ", b,
+                                             "; n_m<", s.n, ", ", s.m, "> needs exactly ", s.n);
             }
         }
-    } else if constexpr (S::kind == sparsity_kind::block) {
-        const index_t tiles_per_row = cols / S::block_cols;
-        for (index_t tr = 0; tr < rows / S::block_rows; ++tr)
+    } else if (s.kind == sparsity_kind::block) {
+        const index_t tiles_per_row = cols / s.block_cols;
+        for (index_t tr = 0; tr < rows / s.block_rows; ++tr)
             for (index_t tc = 0; tc < tiles_per_row; ++tc)
-                if (kept(tr * S::block_rows, tc * S::block_cols))
+                if (kept(tr * s.block_rows, tc * s.block_cols))
                     write_packed(out.metadata.data(), tr * tiles_per_row + tc, 1, 1u);
-    } else if constexpr (S::kind == sparsity_kind::bitmap) {
+    } else if (s.kind == sparsity_kind::bitmap) {
         for (index_t r = 0; r < rows; ++r)
             for (index_t c = 0; c < cols; ++c)
                 if (kept(r, c)) write_packed(out.metadata.data() + r * l.metadata_row_bytes(), c, 1, 1u);
@@ -131,7 +136,7 @@ packed_buffers encode(matrix_view<const float> x, const std::vector<std::uint8_t
         row_codes.clear();
         for (index_t c : columns) {
             const index_t cell = table.cell(r, c);
-            row_codes.push_back(quantize_value<Q>(x(r, c), table.effective[static_cast<std::size_t>(cell)],
+            row_codes.push_back(quantize_value(f, q.rounding, x(r, c), table.effective[static_cast<std::size_t>(cell)],
                                                   table.zero[static_cast<std::size_t>(cell)], seed,
                                                   static_cast<std::uint64_t>(r * cols + c)));
         }
@@ -141,6 +146,44 @@ packed_buffers encode(matrix_view<const float> x, const std::vector<std::uint8_t
         for (std::size_t i = 0; i < row_codes.size(); ++i)
             write_packed(out.codes.data() + start, static_cast<index_t>(i), l.code_bits, row_codes[i]);
         if (!l.fixed_row_length()) out.row_offsets.push_back(out.codes.size());
+    }
+    return out;
+}
+
+template <class Q, class S>
+packed_buffers encode(matrix_view<const float> x, const std::vector<std::uint8_t>& mask, const scale_table& table,
+                      const quantize_options& options, const char* where) {
+    return encode(format_info_of<typename Q::format>(), quantizer_params<Q>(), describe_sparsity<S>(), x, mask, table,
+                  options, where);
+}
+
+/// Prunes w to pattern s by magnitude, then quantizes the kept weights: the one compression path (typed
+/// compress_matrix<Q, S> and descriptors both come here).
+inline packed_buffers compress_packed(const format_info& f, const quantizer_desc& q, const sparsity_desc& s,
+                                      matrix_view<const float> w, const quantize_options& options) {
+    require_finite(w, "compress", "weights");
+    std::vector<std::uint8_t> mask;
+    if (s.kind != sparsity_kind::dense)
+        mask = magnitude_mask(s.kind, s.n, s.m, s.block_rows, s.block_cols, w, options.density);
+    const auto grid = grid_for(q, w.rows(), w.cols(), false, "compress");
+    const scale_table table = scales_from_cells(f, q, grid, gather_cells(w, grid, mask));
+    return encode(f, q, s, w, mask, table, options, "compress");
+}
+
+/// The float matrix packed data stands for (pruned elements are 0); the data must have passed validate().
+inline dense_matrix<float> dequantize_packed(const format_info& f, const quantizer_desc& q, const packed_view& m) {
+    const packed_layout& l = m.layout;
+    dense_matrix<float> out(l.rows, l.cols);
+    std::vector<index_t> columns;
+    for (index_t r = 0; r < l.rows; ++r) {
+        m.kept_columns(r, columns);
+        const std::uint8_t* codes = m.row_codes(r);
+        for (std::size_t i = 0; i < columns.size(); ++i) {
+            const index_t c = columns[i], g = c / l.group_size;
+            const float scale = decode_scale(q.scale, f, m.scale_entry(r, g), m.tensor_scale);
+            const int zero = l.has_zero_points ? f.to_integer(m.zero_point_entry(r, g)) : 0;
+            out(r, c) = dequantize_value(f, read_packed(codes, static_cast<index_t>(i), l.code_bits), scale, zero);
+        }
     }
     return out;
 }
@@ -236,12 +279,9 @@ compressed_matrix<Q> quantize(matrix_view<const float> x, const quantize_options
 /// Prunes w to pattern S by magnitude, then quantizes the kept weights with Q.
 template <class Q, class S = dense>
 compressed_matrix<Q, S> compress_matrix(matrix_view<const float> w, const quantize_options& options = {}) {
-    detail::require_finite(w, "compress", "weights");
-    std::vector<std::uint8_t> mask;
-    if constexpr (S::kind != sparsity_kind::dense) mask = magnitude_mask<S>(w, options.density);
-    const auto grid = detail::grid_for<Q>(w.rows(), w.cols(), false, "compress");
-    const scale_table table = detail::scales_from_cells<Q>(grid, detail::gather_cells(w, grid, mask));
-    return compressed_matrix<Q, S>(detail::encode<Q, S>(w, mask, table, options, "compress"));
+    return compressed_matrix<Q, S>(detail::compress_packed(format_info_of<typename Q::format>(),
+                                                           detail::quantizer_params<Q>(), describe_sparsity<S>(), w,
+                                                           options));
 }
 
 /// The float matrix a compressed one stands for (pruned elements are 0).

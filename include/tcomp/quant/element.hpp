@@ -7,7 +7,9 @@
 #include <cstdint>
 
 #include "tcomp/core/random.hpp"
+#include "tcomp/format/format_info.hpp"
 #include "tcomp/format/format_traits.hpp"
+#include "tcomp/quant/descriptor.hpp"
 
 namespace tcomp::detail {
 
@@ -55,6 +57,36 @@ float dequantize_value(std::uint32_t code, float scale, int zero) {
         return scale * static_cast<float>(F::to_integer(code) - zero);
     else
         return scale * F::decode(code);
+}
+
+// Run-time counterparts of the above for the quantization engine (format from its row, rounding from the
+// descriptor); the same arithmetic step for step, so the engine's codes equal quantize_value<Q>'s.
+inline std::uint32_t quantize_value(const format_info& f, rounding_kind rounding, float x, float scale, int zero,
+                                    std::uint64_t seed, std::uint64_t counter) {
+    if (f.sign_grid && !(scale > 0.0f)) return f.encode(x);
+    const float v = x / scale;
+    if (!f.integer_grid()) return f.encode(v);
+    if (!f.dense_grid) {
+        if (rounding == rounding_kind::stochastic) {
+            const float p = std::fmin(1.0f, std::fmax(0.0f, (v + 1.0f) * 0.5f));
+            return f.from_integer(uniform01(seed, counter) < p ? 1 : -1);
+        }
+        return f.encode(v);
+    }
+    const float shifted = v + static_cast<float>(zero);
+    double q = 0.0;
+    if (rounding == rounding_kind::stochastic)
+        q = std::floor(static_cast<double>(shifted) + static_cast<double>(uniform01(seed, counter)));
+    else
+        q = round_half_even(static_cast<double>(shifted));
+    if (!(q >= f.code_min)) q = f.code_min;
+    if (q > f.code_max) q = f.code_max;
+    return f.from_integer(static_cast<int>(q));
+}
+
+inline float dequantize_value(const format_info& f, std::uint32_t code, float scale, int zero) {
+    if (f.integer_grid()) return scale * static_cast<float>(f.to_integer(code) - zero);
+    return scale * f.decode(code);
 }
 
 }  // namespace tcomp::detail

@@ -21,7 +21,9 @@
 #include <span>
 #include <vector>
 
+#include "tcomp/format/format_info.hpp"
 #include "tcomp/format/format_traits.hpp"
+#include "tcomp/quant/descriptor.hpp"
 
 namespace tcomp {
 
@@ -80,6 +82,93 @@ inline float safe_float_scale(double ideal) {
 
 inline int clamp_int(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
+/// Representable scales for the ideal ones, by scale kind: the one implementation of every kind below (the
+/// typed kinds call it with their format's row). `shift_bits`: multi_level / shiftable only.
+inline scale_assignment assign_scales(scale_kind kind, int shift_bits, const format_info& f,
+                                      std::span<const double> ideal, std::span<const float> amax) {
+    scale_assignment out;
+    switch (kind) {
+        case scale_kind::float_:
+            for (double s : ideal) {
+                // Sign grids (binary) have no zero code: an all-zero group must keep S = 0 to dequantize to 0
+                // (quantize_value never divides by it); every other grid has a zero code, so any S is exact there.
+                const float v = (f.sign_grid && !(s > 0.0)) ? 0.0f : safe_float_scale(s);
+                out.stored.push_back(float_bits(v));
+                out.effective.push_back(v);
+            }
+            break;
+        case scale_kind::pow2:
+            for (double s : ideal) {
+                const int e = s > 0.0 ? clamp_int(ceil_log2(s), -126, 127) : 0;  // 2^e stays a normal float
+                out.stored.push_back(static_cast<std::uint32_t>(e) & 0xFFu);
+                out.effective.push_back(std::ldexp(1.0f, e));
+            }
+            break;
+        case scale_kind::e8m0: {
+            // OCP MX v1.0, section 6.3: shared exponent = floor(log2(amax)) - emax_elem.
+            const int emax_element = floor_log2(static_cast<double>(f.max_value));
+            for (float a : amax) {
+                const int e = a > 0.0f ? clamp_int(floor_log2(a) - emax_element, -127, 127) : -127;
+                out.stored.push_back(static_cast<std::uint32_t>(e + 127));
+                out.effective.push_back(static_cast<float>(std::ldexp(1.0, e) * static_cast<double>(f.unit())));
+            }
+            break;
+        }
+        case scale_kind::multi_level:
+        case scale_kind::shiftable: {
+            const int max_shift = (1 << shift_bits) - 1;
+            double top = 0.0;
+            for (double s : ideal) top = s > top ? s : top;
+            float tensor = safe_float_scale(top);
+            if (kind == scale_kind::shiftable)
+                tensor = top > 0.0 ? std::ldexp(1.0f, clamp_int(ceil_log2(top), -126, 127)) : 1.0f;
+            out.tensor_scale = tensor;
+            for (double s : ideal) {
+                // The largest shift that still covers the group (S >= S*), so no group clips.
+                int shift = s > 0.0 ? floor_log2(static_cast<double>(tensor) / s) : max_shift;
+                shift = clamp_int(shift, 0, max_shift);
+                out.stored.push_back(static_cast<std::uint32_t>(shift));
+                out.effective.push_back(std::ldexp(tensor, -shift));
+            }
+            break;
+        }
+        case scale_kind::unit:
+            out.stored.assign(ideal.size(), 0u);
+            out.effective.assign(ideal.size(), f.unit());
+            break;
+    }
+    return out;
+}
+
+/// The scale a stored entry means (run-time counterpart of each kind's decode<F>).
+inline float decode_scale(scale_kind kind, const format_info& f, std::uint32_t stored, float tensor_scale) {
+    switch (kind) {
+        case scale_kind::float_: return bits_float(stored);
+        case scale_kind::pow2:
+            return std::ldexp(1.0f, static_cast<int>(static_cast<std::int8_t>(static_cast<std::uint8_t>(stored))));
+        case scale_kind::e8m0:
+            return static_cast<float>(std::ldexp(1.0, static_cast<int>(stored & 0xFFu) - 127) *
+                                      static_cast<double>(f.unit()));
+        case scale_kind::multi_level:
+        case scale_kind::shiftable: return std::ldexp(tensor_scale, -static_cast<int>(stored));
+        case scale_kind::unit: return f.unit();
+    }
+    return 1.0f;
+}
+
+/// Stored bits of one scale entry of a kind (0: nothing stored).
+inline int scale_storage_bits(scale_kind kind, int shift_bits) {
+    switch (kind) {
+        case scale_kind::float_: return 32;
+        case scale_kind::pow2:
+        case scale_kind::e8m0: return 8;
+        case scale_kind::multi_level:
+        case scale_kind::shiftable: return shift_bits;
+        case scale_kind::unit: return 0;
+    }
+    return 32;
+}
+
 }  // namespace detail
 
 struct float_scale {
@@ -90,16 +179,8 @@ struct float_scale {
     static constexpr bool power_of_two = false;
 
     template <class F>
-    static detail::scale_assignment assign(std::span<const double> ideal, std::span<const float>) {
-        detail::scale_assignment out;
-        for (double s : ideal) {
-            // Sign grids (binary) have no zero code: an all-zero group must keep S = 0 to dequantize to 0
-            // (quantize_value never divides by it); every other grid has a zero code, so any S is exact there.
-            const float f = (detail::is_sign_grid<F>() && !(s > 0.0)) ? 0.0f : detail::safe_float_scale(s);
-            out.stored.push_back(detail::float_bits(f));
-            out.effective.push_back(f);
-        }
-        return out;
+    static detail::scale_assignment assign(std::span<const double> ideal, std::span<const float> amax) {
+        return detail::assign_scales(scale_kind::float_, 0, format_info_of<F>(), ideal, amax);
     }
     template <class F>
     static float decode(std::uint32_t stored, float) {
@@ -117,14 +198,8 @@ struct pow2_scale {
     static constexpr int max_exponent = 127;
 
     template <class F>
-    static detail::scale_assignment assign(std::span<const double> ideal, std::span<const float>) {
-        detail::scale_assignment out;
-        for (double s : ideal) {
-            const int e = s > 0.0 ? detail::clamp_int(detail::ceil_log2(s), min_exponent, max_exponent) : 0;
-            out.stored.push_back(static_cast<std::uint32_t>(e) & 0xFFu);
-            out.effective.push_back(std::ldexp(1.0f, e));
-        }
-        return out;
+    static detail::scale_assignment assign(std::span<const double> ideal, std::span<const float> amax) {
+        return detail::assign_scales(scale_kind::pow2, 0, format_info_of<F>(), ideal, amax);
     }
     template <class F>
     static float decode(std::uint32_t stored, float) {
@@ -142,16 +217,8 @@ struct e8m0_scale {
     static constexpr int bias = 127;
 
     template <class F>
-    static detail::scale_assignment assign(std::span<const double>, std::span<const float> amax) {
-        // OCP MX v1.0, section 6.3: shared exponent = floor(log2(amax)) - emax_elem.
-        const int emax_element = detail::floor_log2(static_cast<double>(F::max_value));
-        detail::scale_assignment out;
-        for (float a : amax) {
-            const int e = a > 0.0f ? detail::clamp_int(detail::floor_log2(a) - emax_element, -127, 127) : -127;
-            out.stored.push_back(static_cast<std::uint32_t>(e + bias));
-            out.effective.push_back(decode<F>(static_cast<std::uint32_t>(e + bias), 1.0f));
-        }
-        return out;
+    static detail::scale_assignment assign(std::span<const double> ideal, std::span<const float> amax) {
+        return detail::assign_scales(scale_kind::e8m0, 0, format_info_of<F>(), ideal, amax);
     }
     template <class F>
     static float decode(std::uint32_t stored, float) {
@@ -173,21 +240,9 @@ struct two_level_scale {
     static constexpr int max_shift = (1 << ShiftBits) - 1;
 
     template <class F>
-    static scale_assignment assign(std::span<const double> ideal, std::span<const float>) {
-        double top = 0.0;
-        for (double s : ideal) top = s > top ? s : top;
-        float tensor = safe_float_scale(top);
-        if constexpr (PowerOfTwoTensor) tensor = top > 0.0 ? std::ldexp(1.0f, clamp_int(ceil_log2(top), -126, 127)) : 1.0f;
-        scale_assignment out;
-        out.tensor_scale = tensor;
-        for (double s : ideal) {
-            // The largest shift that still covers the group (S >= S*), so no group clips.
-            int shift = s > 0.0 ? floor_log2(static_cast<double>(tensor) / s) : max_shift;
-            shift = clamp_int(shift, 0, max_shift);
-            out.stored.push_back(static_cast<std::uint32_t>(shift));
-            out.effective.push_back(std::ldexp(tensor, -shift));
-        }
-        return out;
+    static scale_assignment assign(std::span<const double> ideal, std::span<const float> amax) {
+        return assign_scales(PowerOfTwoTensor ? scale_kind::shiftable : scale_kind::multi_level, ShiftBits,
+                             format_info_of<F>(), ideal, amax);
     }
     template <class F>
     static float decode(std::uint32_t stored, float tensor_scale) {
@@ -209,11 +264,8 @@ struct unit_scale {
     static constexpr bool power_of_two = true;
 
     template <class F>
-    static detail::scale_assignment assign(std::span<const double> ideal, std::span<const float>) {
-        detail::scale_assignment out;
-        out.stored.assign(ideal.size(), 0u);
-        out.effective.assign(ideal.size(), detail::format_unit<F>());
-        return out;
+    static detail::scale_assignment assign(std::span<const double> ideal, std::span<const float> amax) {
+        return detail::assign_scales(scale_kind::unit, 0, format_info_of<F>(), ideal, amax);
     }
     template <class F>
     static float decode(std::uint32_t, float) {

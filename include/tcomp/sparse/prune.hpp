@@ -38,41 +38,42 @@ inline std::vector<index_t> top_indices(const std::vector<double>& score, index_
 }
 }  // namespace detail
 
-/// Keep-mask for `Pattern`; `density` is the kept fraction for block and unstructured patterns.
-template <sparsity_pattern Pattern>
-std::vector<std::uint8_t> magnitude_mask(matrix_view<const float> w, double density = 0.5) {
+/// Keep-mask for a run-time pattern (kind and its numbers, as packed_layout / sparsity_desc hold them);
+/// `density` is the kept fraction for block and unstructured patterns.
+inline std::vector<std::uint8_t> magnitude_mask(sparsity_kind kind, int n, int m, int block_rows, int block_cols,
+                                                matrix_view<const float> w, double density = 0.5) {
     const index_t rows = w.rows(), cols = w.cols();
     std::vector<std::uint8_t> mask(static_cast<std::size_t>(rows * cols), 0);
     auto at = [&](index_t r, index_t c) -> std::uint8_t& { return mask[static_cast<std::size_t>(r * cols + c)]; };
-    if constexpr (Pattern::kind == sparsity_kind::dense) {
+    if (kind == sparsity_kind::dense) {
         std::fill(mask.begin(), mask.end(), std::uint8_t{1});
-    } else if constexpr (Pattern::kind == sparsity_kind::n_m) {
-        if (cols % Pattern::m != 0)
-            detail::throw_error<shape_error>("magnitude_mask<n_m<", Pattern::n, ", ", Pattern::m, ">>: K = ", cols,
-                                             " is not a multiple of M = ", Pattern::m);
-        std::vector<double> score(static_cast<std::size_t>(Pattern::m));
+    } else if (kind == sparsity_kind::n_m) {
+        if (m < 1 || n < 1 || n > m) detail::throw_error<value_error>("magnitude_mask: invalid N:M pattern ", n, ":", m);
+        if (cols % m != 0)
+            detail::throw_error<shape_error>("magnitude_mask<n_m<", n, ", ", m, ">>: K = ", cols,
+                                             " is not a multiple of M = ", m);
+        std::vector<double> score(static_cast<std::size_t>(m));
         for (index_t r = 0; r < rows; ++r)
-            for (index_t b = 0; b < cols; b += Pattern::m) {
-                for (int j = 0; j < Pattern::m; ++j) score[static_cast<std::size_t>(j)] = std::fabs(w(r, b + j));
-                for (index_t j : detail::top_indices(score, Pattern::n)) at(r, b + j) = 1;
+            for (index_t b = 0; b < cols; b += m) {
+                for (int j = 0; j < m; ++j) score[static_cast<std::size_t>(j)] = std::fabs(w(r, b + j));
+                for (index_t j : detail::top_indices(score, n)) at(r, b + j) = 1;
             }
-    } else if constexpr (Pattern::kind == sparsity_kind::block) {
-        if (rows % Pattern::block_rows != 0 || cols % Pattern::block_cols != 0)
-            detail::throw_error<shape_error>("magnitude_mask<block_sparse<", Pattern::block_rows, ", ",
-                                             Pattern::block_cols, ">>: shape ", rows, "x", cols,
-                                             " is not a multiple of the block");
-        const index_t tile_rows = rows / Pattern::block_rows, tile_cols = cols / Pattern::block_cols;
+    } else if (kind == sparsity_kind::block) {
+        if (block_rows < 1 || block_cols < 1)
+            detail::throw_error<value_error>("magnitude_mask: invalid block ", block_rows, "x", block_cols);
+        if (rows % block_rows != 0 || cols % block_cols != 0)
+            detail::throw_error<shape_error>("magnitude_mask<block_sparse<", block_rows, ", ", block_cols, ">>: shape ",
+                                             rows, "x", cols, " is not a multiple of the block");
+        const index_t tile_rows = rows / block_rows, tile_cols = cols / block_cols;
         std::vector<double> score(static_cast<std::size_t>(tile_rows * tile_cols), 0.0);
         for (index_t r = 0; r < rows; ++r)
             for (index_t c = 0; c < cols; ++c)
-                score[static_cast<std::size_t>((r / Pattern::block_rows) * tile_cols + c / Pattern::block_cols)] +=
-                    std::fabs(w(r, c));
+                score[static_cast<std::size_t>((r / block_rows) * tile_cols + c / block_cols)] += std::fabs(w(r, c));
         const index_t keep = detail::kept_count(density, tile_rows * tile_cols, "magnitude_mask<block_sparse>");
         for (index_t t : detail::top_indices(score, keep)) {
             const index_t tr = t / tile_cols, tc = t % tile_cols;
-            for (index_t r = 0; r < Pattern::block_rows; ++r)
-                for (index_t c = 0; c < Pattern::block_cols; ++c)
-                    at(tr * Pattern::block_rows + r, tc * Pattern::block_cols + c) = 1;
+            for (index_t r = 0; r < block_rows; ++r)
+                for (index_t c = 0; c < block_cols; ++c) at(tr * block_rows + r, tc * block_cols + c) = 1;
         }
     } else {
         const index_t keep = detail::kept_count(density, cols, "magnitude_mask<unstructured>");
@@ -83,6 +84,12 @@ std::vector<std::uint8_t> magnitude_mask(matrix_view<const float> w, double dens
         }
     }
     return mask;
+}
+
+/// Keep-mask for `Pattern`; `density` is the kept fraction for block and unstructured patterns.
+template <sparsity_pattern Pattern>
+std::vector<std::uint8_t> magnitude_mask(matrix_view<const float> w, double density = 0.5) {
+    return magnitude_mask(Pattern::kind, Pattern::n, Pattern::m, Pattern::block_rows, Pattern::block_cols, w, density);
 }
 
 /// W with the pruned elements set to zero (for measuring what pruning alone costs).

@@ -1,0 +1,72 @@
+// quantizer_params<Q>(): a quantizer type's choices as a run-time quantizer_desc, all but the format (which
+// the quantization engine takes as a format_info row, so the typed path works for a user's own format too).
+#pragma once
+
+#include <type_traits>
+
+#include "tcomp/quant/descriptor.hpp"
+#include "tcomp/quant/quantizer.hpp"
+#include "tcomp/sparse/pattern.hpp"
+
+namespace tcomp::detail {
+
+template <class S>
+struct two_level_bits : std::integral_constant<int, 0> {};
+template <int B>
+struct two_level_bits<multi_level_scale<B>> : std::integral_constant<int, B> {};
+template <int B>
+struct two_level_bits<shiftable_scale<B>> : std::integral_constant<int, B> {};
+
+template <class O>
+struct percentile_ppm : std::integral_constant<int, 0> {};
+template <int P>
+struct percentile_ppm<percentile<P>> : std::integral_constant<int, P> {};
+
+template <class S>
+struct is_multi_level : std::false_type {};
+template <int B>
+struct is_multi_level<multi_level_scale<B>> : std::true_type {};
+template <class S>
+struct is_shiftable : std::false_type {};
+template <int B>
+struct is_shiftable<shiftable_scale<B>> : std::true_type {};
+
+/// Everything of Q but its format: what the quantization engine needs besides the format's row.
+template <class Q>
+constexpr quantizer_desc quantizer_params() {
+    using G = typename Q::granularity;
+    using S = typename Q::scale;
+    using O = typename Q::observer;
+    quantizer_desc q;
+    q.scheme = Q::has_zero_point ? scheme_kind::asymmetric : scheme_kind::symmetric;
+    if constexpr (std::is_same_v<G, per_tensor>) q.granularity = granularity_kind::tensor;
+    else if constexpr (std::is_same_v<G, per_channel>) q.granularity = granularity_kind::channel;
+    else if constexpr (std::is_same_v<G, per_token>) q.granularity = granularity_kind::token;
+    else q.granularity = granularity_kind::group, q.group_size = G::group_size;
+    if constexpr (std::is_same_v<S, float_scale>) q.scale = scale_kind::float_;
+    else if constexpr (std::is_same_v<S, pow2_scale>) q.scale = scale_kind::pow2;
+    else if constexpr (std::is_same_v<S, e8m0_scale>) q.scale = scale_kind::e8m0;
+    else if constexpr (std::is_same_v<S, unit_scale>) q.scale = scale_kind::unit;
+    else if constexpr (is_multi_level<S>::value) q.scale = scale_kind::multi_level, q.shift_bits = two_level_bits<S>::value;
+    else q.scale = scale_kind::shiftable, q.shift_bits = two_level_bits<S>::value;
+    q.rounding = Q::rounding::is_stochastic ? rounding_kind::stochastic : rounding_kind::nearest_even;
+    if constexpr (is_percentile<O>::value) q.observer = observer_kind::percentile, q.observer_param = percentile_ppm<O>::value;
+    else if constexpr (is_mse_search<O>::value) q.observer = observer_kind::mse, q.observer_param = O::steps;
+    q.calibrated = !Q::activation_mode::is_dynamic;
+    return q;
+}
+
+}  // namespace tcomp::detail
+
+namespace tcomp {
+
+/// The run-time sparsity_desc of a pattern type (density: the default 0.5, a run-time choice).
+template <class S>
+constexpr sparsity_desc describe_sparsity() {
+    sparsity_desc s;
+    s.kind = S::kind;
+    s.n = S::n, s.m = S::m, s.block_rows = S::block_rows, s.block_cols = S::block_cols;
+    return s;
+}
+
+}  // namespace tcomp
