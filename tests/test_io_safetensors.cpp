@@ -1,6 +1,6 @@
 // safetensors read/write (tcomp/io/safetensors.hpp): round trips of every dtype, metadata, sharded checkpoints,
-// every hostile-file case of issue 5 built by mutating a valid file, random mutations (load or tcomp::error,
-// never a crash), and the real files of ../shared/models when they are there.
+// a catalogue of hostile files, each built by mutating a valid one, random mutations (load or tcomp::error,
+// never a crash), and the real files of ../shared/models (CTest: Skipped when absent, failed under CI).
 // (Strings are built as std::string("...") + ..., not "..." + std::string: GCC 12 -O3 -Wrestrict, PR 105329.)
 #include <tcomp/io/safetensors.hpp>
 
