@@ -327,7 +327,7 @@ TEST_CASE("cpu dispatch: forcing paths, TCOMP_CPU_PATH, errors", "[cpu_int_dot]"
     CHECK(cpu::active_path() == best);
 }
 
-TEST_CASE("cpu dispatch: kernels_linked() in a program that links tcomp::cpu; pack does not warn", "[cpu_int_dot]") {
+TEST_CASE("cpu dispatch: kernels_linked() in a program that links tcomp::cpu, and pack does not warn", "[cpu_int_dot]") {
     // This program links tcomp::cpu. The opposite case (tcomp::tcomp alone: the one-time warning naming tcomp::cpu)
     // is the CTest test cpu.no_kernels_warning (tests/no_kernels.cpp).
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
