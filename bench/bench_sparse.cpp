@@ -7,8 +7,8 @@
 // mask W' is the pruned W, for compress/dequantize the pruned and quantized W) and bits_per_weight (codes,
 // scales, sparsity metadata and row offsets per logical weight), measured once, outside the timed loop.
 //
-// These are speeds of the scalar reference code (the oracle, written for clarity): the SIMD back end comes
-// in a later issue and will be measured against these numbers.
+// These are speeds of the scalar reference code (the oracle, written for clarity), the only code these
+// operations have: the SIMD CPU kernels (kernel/cpu/) cover matmul, and the bench_gemm_* suites measure them.
 #include <cstdint>
 
 #include "bench_common.hpp"

@@ -6,7 +6,9 @@
 # creates the INTERFACE target <name> that links tcomp::tcomp plus the per-path object files; whatever links
 # <name> gets run-time ISA dispatch (tcomp/kernel/cpu/dispatch.hpp). Objects are linked directly (not through
 # a static archive) because each unit registers itself from a static initialiser that nothing references.
-# Non-x86 or non-GCC/Clang toolchains get <name> without SIMD paths (the scalar reference runs).
+# The units are written with xsimd: the imported target xsimd must exist (find_package(xsimd 8); the package
+# config finds it). Non-x86 or non-GCC/Clang toolchains get <name> without SIMD paths (the scalar reference
+# runs, and pack() warns once that no SIMD kernels are linked).
 
 function(tcomp_add_cpu_kernels name source_dir)
   cmake_parse_arguments(ARG "" "" "LINK" ${ARGN})
@@ -22,6 +24,10 @@ function(tcomp_add_cpu_kernels name source_dir)
     return()
   endif()
 
+  if(NOT TARGET xsimd)
+    message(FATAL_ERROR "tcomp_add_cpu_kernels: the per-ISA kernels need xsimd 8: call find_package(xsimd 8) first")
+  endif()
+
   # Per path: the flags its kernels may use. -ffp-contract=off keeps the float epilogue's multiply and add
   # separate, as the oracle's, so integer paths match it bit for bit.
   set(_flags_sse41       -msse4.1)
@@ -33,7 +39,7 @@ function(tcomp_add_cpu_kernels name source_dir)
   foreach(path sse41 avx2 avx_vnni avx512bw avx512_vnni)
     set(_obj ${name}_${path})
     add_library(${_obj} OBJECT ${source_dir}/${path}.cpp)
-    target_link_libraries(${_obj} PRIVATE tcomp::tcomp ${ARG_LINK})
+    target_link_libraries(${_obj} PRIVATE tcomp::tcomp xsimd ${ARG_LINK})
     target_compile_options(${_obj} PRIVATE ${_flags_${path}} -ffp-contract=off)
     set_target_properties(${_obj} PROPERTIES POSITION_INDEPENDENT_CODE ON)
     target_sources(${name} INTERFACE $<TARGET_OBJECTS:${_obj}>)

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# scripts/demo.sh [demo arguments...] - build and run the tcomp demo (Release).
+# scripts/demo.sh [demo arguments...] - build tcomp_demo with the 'release' preset (build/release) and run it.
 #
-# Compresses a seeded random weight matrix with several policies and prints a
-# table: policy, bits per weight, bytes, relative error, SQNR.
+# The demo (examples/demo.cpp) runs every recipe (FP32, W8A8, W8A16, W4A16, W4A8, a mix) on every model it
+# finds in ../shared/models (or --models DIR): the stories260K language model, the MNIST MLP, the TAEF2 image
+# decoder and a seeded text-to-image DiT; without the models, seeded stand-ins. It prints one table (model,
+# recipe, size, quality, latency, speed-up over FP32) and writes tcomp_demo.png with the decodes side by side.
+# Arguments go to the demo: --models DIR, --threads N, --png FILE, --stories N, --quick.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -10,7 +13,7 @@ cd "$repo"
 source scripts/deps.sh
 
 if [ ! -f examples/demo.cpp ]; then
-  echo "demo.sh: examples/demo.cpp does not exist (yet); nothing to run" >&2
+  echo "demo.sh: examples/demo.cpp is missing; nothing to run" >&2
   exit 1
 fi
 

@@ -265,42 +265,48 @@ TEST_CASE("compressed file: hostile variants are errors naming the tensor", "[co
     CHECK_THROWS_WITH(nm_loaded.compressed("s.weight"), Catch::Contains("s.weight") && Catch::Contains("not increasing"));
 }
 
-TEST_CASE("compressed file: a LLaMA saved compressed loads with bit-identical logits", "[compressed_io]") {
-    // Writes config.json and the compressed file the way tcomp-quantize does (2-D tensors are layers, the
-    // embedding kept fp32 by the recipe), then compares load_llama_compressed with the model compressed in memory.
-    auto round_trip = [](const model::llama_config& c, const std::filesystem::path& config_json,
-                         const std::function<std::vector<float>(const std::string&)>& weights, const char* recipe_text,
-                         const std::filesystem::path& out, const std::vector<int>& tokens) {
-        std::vector<std::string> layers;
-        for (const auto& [name, shape] : c.tensor_shapes())
-            if (shape.size() == 2) layers.push_back(model::layer_of_tensor(name));
-        const model::policy_map file_policies = model::recipe::parse(recipe_text).resolve(layers);
-        io::compressed_model_writer writer;
-        for (const auto& [name, shape] : c.tensor_shapes()) {
-            const std::vector<float> w = weights(name);
-            if (shape.size() == 2)
-                writer.add_linear(name, file_policies.at(model::layer_of_tensor(name)),
-                                  matrix_view<const float>(w.data(), shape[0], shape[1]));
-            else
-                writer.add_float(name, shape, w);
-        }
-        writer.write(out);
-        // the model's own view: its projections and the (tied) head
-        std::vector<std::string> model_layers = model::llama_layer_names(c);  // the projections and lm_head
-        model_layers.emplace_back("model.embed_tokens");
-        const model::policy_map model_policies = model::recipe::parse(recipe_text).resolve(model_layers);
-        const model::weight_source source = [&](const std::string& name, std::vector<std::int64_t>) { return weights(name); };
-        model::llama_model in_memory(c, source, model::policy_chooser_for(model_policies));
-        model::llama_model loaded = model::load_llama_compressed(config_json, out, model::policy_chooser_for(model_policies));
-        loaded.for_each_linear([&](const model::linear& l) {
-            INFO(l.name);
-            CHECK(l.policy() == model_policies.at(l.name));
-        });
-        CHECK(loaded.lm_head().policy() == in_memory.lm_head().policy());
-        CHECK(same_bits(in_memory.forward(tokens), loaded.forward(tokens)));
-        return std::filesystem::file_size(out);
-    };
+namespace {
 
+// Writes config.json and the compressed file the way tcomp-quantize does (2-D tensors are layers, the
+// embedding kept fp32 by the recipe), then compares load_llama_compressed with the model compressed in memory.
+// Returns the file's size.
+std::uintmax_t llama_round_trip(const model::llama_config& c, const std::filesystem::path& config_json,
+                                const std::function<std::vector<float>(const std::string&)>& weights,
+                                const char* recipe_text, const std::filesystem::path& out,
+                                const std::vector<int>& tokens) {
+    std::vector<std::string> layers;
+    for (const auto& [name, shape] : c.tensor_shapes())
+        if (shape.size() == 2) layers.push_back(model::layer_of_tensor(name));
+    const model::policy_map file_policies = model::recipe::parse(recipe_text).resolve(layers);
+    io::compressed_model_writer writer;
+    for (const auto& [name, shape] : c.tensor_shapes()) {
+        const std::vector<float> w = weights(name);
+        if (shape.size() == 2)
+            writer.add_linear(name, file_policies.at(model::layer_of_tensor(name)),
+                              matrix_view<const float>(w.data(), shape[0], shape[1]));
+        else
+            writer.add_float(name, shape, w);
+    }
+    writer.write(out);
+    // the model's own view: its projections and the (tied) head
+    std::vector<std::string> model_layers = model::llama_layer_names(c);  // the projections and lm_head
+    model_layers.emplace_back("model.embed_tokens");
+    const model::policy_map model_policies = model::recipe::parse(recipe_text).resolve(model_layers);
+    const model::weight_source source = [&](const std::string& name, std::vector<std::int64_t>) { return weights(name); };
+    model::llama_model in_memory(c, source, model::policy_chooser_for(model_policies));
+    model::llama_model loaded = model::load_llama_compressed(config_json, out, model::policy_chooser_for(model_policies));
+    loaded.for_each_linear([&](const model::linear& l) {
+        INFO(l.name);
+        CHECK(l.policy() == model_policies.at(l.name));
+    });
+    CHECK(loaded.lm_head().policy() == in_memory.lm_head().policy());
+    CHECK(same_bits(in_memory.forward(tokens), loaded.forward(tokens)));
+    return std::filesystem::file_size(out);
+}
+
+}  // namespace
+
+TEST_CASE("compressed file: a LLaMA saved compressed loads with bit-identical logits", "[compressed_io]") {
     // synthetic: dense GQA, tied head
     const auto dir = temp_path("llama");
     std::filesystem::create_directories(dir);
@@ -321,8 +327,8 @@ TEST_CASE("compressed file: a LLaMA saved compressed loads with bit-identical lo
         {"match": "*.down_proj", "policy": "w4a16_g32"},
         {"match": "model.layers.1.self_attn.*", "policy": "fp32"},
         {"match": "model.layers.0.self_attn.q_proj", "policy": "w8a8_2of4"}]})";
-    round_trip(c, dir / "config.json", [&](const std::string& n) { return w.at(n); }, file_recipe,
-               dir / "model.tcomp.safetensors", {1, 4, 9, 16, 25, 36, 3, 7});
+    llama_round_trip(c, dir / "config.json", [&](const std::string& n) { return w.at(n); }, file_recipe,
+                     dir / "model.tcomp.safetensors", {1, 4, 9, 16, 25, 36, 3, 7});
     // a file that lacks a tensor the config implies, or holds one it does not
     io::compressed_model_writer partial;
     partial.add_float("model.norm.weight", {64}, w.at("model.norm.weight"));
@@ -330,22 +336,24 @@ TEST_CASE("compressed file: a LLaMA saved compressed loads with bit-identical lo
     CHECK_THROWS_WITH(model::load_llama_compressed(dir / "config.json", dir / "partial.safetensors"),
                       Catch::Contains("is missing") && Catch::Contains("partial.safetensors"));
     std::filesystem::remove_all(dir);
+}
 
-    // stories260K, when the shared models are there
-    const std::filesystem::path stories = std::filesystem::path(TCOMP_SHARED_DIR) / "models" / "stories260K";
-    if (!std::filesystem::exists(stories / "model.safetensors")) {
-        WARN("SKIPPED: " << stories.string() << " not found; the stories260K file round trip did not run");
+TEST_CASE("compressed file: stories260K saved compressed loads with bit-identical logits, in under half the bytes",
+          "[compressed_io][stories260K]") {
+    if (!tcomp_test::have_models("the stories260K file round trip",
+                                 {"stories260K/model.safetensors", "stories260K/config.json"}))
         return;
-    }
+    const std::filesystem::path stories = tcomp_test::models_dir() / "stories260K";
     const model::llama_config sc = model::llama_config::from_file(stories / "config.json");
     const io::safetensors_set files = io::safetensors_set::open(stories);
     const auto out = temp_path("stories.tcomp.safetensors");
     std::vector<int> tokens;
     for (int i = 0; i < 48; ++i) tokens.push_back(1 + (i * 37) % 500);
-    const auto bytes = round_trip(sc, stories / "config.json", [&](const std::string& n) { return io::to_float(files.tensor(n)); },
-                                  R"({"default": "w8a8", "layers": [{"match": "model.embed_tokens", "policy": "fp32"},
-                                      {"match": "*.down_proj", "policy": "w8a16"}, {"match": "*.mlp.*_proj", "policy": "w4a16_g32"}]})",
-                                  out, tokens);
+    const auto bytes = llama_round_trip(
+        sc, stories / "config.json", [&](const std::string& n) { return io::to_float(files.tensor(n)); },
+        R"({"default": "w8a8", "layers": [{"match": "model.embed_tokens", "policy": "fp32"},
+            {"match": "*.down_proj", "policy": "w8a16"}, {"match": "*.mlp.*_proj", "policy": "w4a16_g32"}]})",
+        out, tokens);
     const auto before = std::filesystem::file_size(stories / "model.safetensors");
     std::printf("stories260K file: %ju bytes fp32 -> %ju bytes compressed (w8a8, MLP w4a16_g32, down_proj w8a16; "
                 "embedding fp32)\n", std::uintmax_t(before), std::uintmax_t(bytes));

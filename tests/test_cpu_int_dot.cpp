@@ -327,6 +327,16 @@ TEST_CASE("cpu dispatch: forcing paths, TCOMP_CPU_PATH, errors", "[cpu_int_dot]"
     CHECK(cpu::active_path() == best);
 }
 
+TEST_CASE("cpu dispatch: kernels_linked() in a program that links tcomp::cpu, and pack does not warn", "[cpu_int_dot]") {
+    // This program links tcomp::cpu. The opposite case (tcomp::tcomp alone: the one-time warning naming tcomp::cpu)
+    // is the CTest test cpu.no_kernels_warning (tests/no_kernels.cpp).
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    CHECK(cpu::kernels_linked());
+    CHECK_FALSE(cpu::detail::warn_if_no_kernels());
+#endif
+    CHECK_THAT(cpu::detail::no_kernels_warning, Catch::Contains("tcomp::cpu") && Catch::Contains("scalar reference"));
+}
+
 TEST_CASE("cpu front door: shapes and values are checked", "[cpu_int_dot]") {
     const auto w = gaussian(16, 32, 900);
     const auto packed = cpu::pack(compress<presets::w8a8>(w.view()));

@@ -2,7 +2,7 @@
 //  - seeded tiny models (dense GQA and a 4-expert top-2 MoE) against a direct double-precision
 //    implementation written here from the Hugging Face definitions; incremental decoding (step, chunked
 //    append) against the full-sequence forward; RoPE on a hand case; config and policy errors;
-//  - the real stories260K checkpoint (../shared/models, skipped visibly when absent): greedy text from BOS,
+//  - the real stories260K checkpoint (../shared/models; CTest: Skipped when absent, failed under CI): greedy text from BOS,
 //    logits of the reference tokens, dev-set perplexity, and compressed runs (W8A8, W4A8, ...) with bounds.
 #include <catch2/catch.hpp>
 
@@ -28,13 +28,7 @@
 #include "tcomp/metrics/metrics.hpp"
 #include "tcomp/model/linear.hpp"
 #include "tcomp/model/llama.hpp"
-
-#if __has_include(<tcomp/io/safetensors.hpp>)
 #include "tcomp/model/llama_loader.hpp"
-#define TCOMP_TEST_HAVE_SAFETENSORS 1
-#else
-#define TCOMP_TEST_HAVE_SAFETENSORS 0
-#endif
 
 namespace {
 
@@ -429,8 +423,6 @@ TEST_CASE("llama_config: strict parsing names the field", "[llama]") {
 // stories260K (../shared/models/stories260K): the references of an independent FP32 implementation.
 // ---------------------------------------------------------------------------------------------------------
 
-#if TCOMP_TEST_HAVE_SAFETENSORS
-
 namespace {
 
 nlohmann::json config_json(const llama_config& c) {
@@ -556,7 +548,7 @@ TEST_CASE("load_llama: F16 and BF16 checkpoints load as their exact float values
 
 namespace {
 
-const std::filesystem::path stories_dir = std::filesystem::path(TCOMP_SHARED_DIR) / "models" / "stories260K";
+const std::filesystem::path stories_dir = tcomp_test::models_dir() / "stories260K";
 
 /// A minimal safetensors reader for the reference data (test-only; the model loads through tcomp::io).
 struct raw_tensor {
@@ -592,9 +584,10 @@ std::map<std::string, raw_tensor> read_safetensors(const std::filesystem::path& 
 }
 
 bool have_stories() {
-    if (std::filesystem::exists(stories_dir / "model.safetensors")) return true;
-    WARN("SKIPPED: " << stories_dir.string() << " not found; the stories260K reference checks did not run");
-    return false;
+    return tcomp_test::have_models("the stories260K reference checks",
+                                   {"stories260K/model.safetensors", "stories260K/config.json",
+                                    "stories260K/reference_greedy.json", "stories260K/reference_logits.safetensors",
+                                    "stories260K/tinystories_dev_tokens.safetensors"});
 }
 
 struct dev_set {
@@ -753,11 +746,3 @@ TEST_CASE("stories260K compressed: W8A8 tight, W4A8 looser, policies that cannot
         CHECK(e.mean_kl <= r.max_kl);
     }
 }
-
-#else
-
-TEST_CASE("stories260K references", "[llama][stories260K]") {
-    WARN("SKIPPED: tcomp/io/safetensors.hpp is not available yet; the stories260K checks did not run");
-}
-
-#endif

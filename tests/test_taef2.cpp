@@ -6,7 +6,7 @@
 //  - GroupNorm, ReLU, tanh clamp, nearest upsampling against their formulas;
 //  - a seeded tiny decoder against a direct NCHW implementation of taesd's Decoder written here; config and
 //    tensor mismatches are errors naming the tensor/layer;
-//  - the real taef2_decoder (../shared/models, skipped visibly when absent): FP32 vs the PyTorch reference
+//  - the real taef2_decoder (../shared/models; CTest: Skipped when absent, failed under CI): FP32 vs the PyTorch reference
 //    (PSNR), W8A8 / W4A8 / W4A16 on the convs (PSNR, SSIM vs FP32), which layer takes which policy.
 #include <catch2/catch.hpp>
 
@@ -617,14 +617,12 @@ TEST_CASE("taef2_decoder: config and tensor mismatches name the tensor or layer"
 
 namespace {
 
-const std::filesystem::path taef2_dir = std::filesystem::path(TCOMP_SHARED_DIR) / "models" / "taef2_decoder";
+const std::filesystem::path taef2_dir = tcomp_test::models_dir() / "taef2_decoder";
 
 bool have_taef2() {
-    if (std::filesystem::exists(taef2_dir / "model.safetensors") &&
-        std::filesystem::exists(taef2_dir / "taef2_dev_latents.safetensors"))
-        return true;
-    WARN("SKIPPED: " << taef2_dir.string() << " not found; the TAEF2 reference checks did not run");
-    return false;
+    return tcomp_test::have_models("the TAEF2 reference checks",
+                                   {"taef2_decoder/model.safetensors", "taef2_decoder/config.json",
+                                    "taef2_decoder/taef2_dev_latents.safetensors"});
 }
 
 struct dev_set {

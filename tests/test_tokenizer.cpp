@@ -3,6 +3,8 @@
 // vocabulary checks byte fallback, BOS/EOS, the leading space, and the errors.
 #include <catch2/catch.hpp>
 
+#include "test_support.hpp"
+
 #include <filesystem>
 #include <fstream>
 #include <vector>
@@ -28,11 +30,10 @@ TEST_CASE("tokenizer: synthetic vocabulary, byte fallback and errors", "[tokeniz
 }
 
 TEST_CASE("tokenizer: stories260K greedy ids decode to the reference text", "[tokenizer][stories260K]") {
-    const auto dir = std::filesystem::path(TCOMP_SHARED_DIR) / "models" / "stories260K";
-    if (!std::filesystem::exists(dir / "tokenizer.json")) {
-        WARN("SKIPPED: " << dir.string() << " not found (../shared/models is test data outside the repository)");
+    if (!tcomp_test::have_models("the stories260K tokenizer check",
+                                 {"stories260K/tokenizer.json", "stories260K/reference_greedy.json"}))
         return;
-    }
+    const auto dir = tcomp_test::models_dir() / "stories260K";
     const auto t = tcomp::model::bpe_tokenizer::load(dir / "tokenizer.json");
     std::ifstream f(dir / "reference_greedy.json");
     const auto j = nlohmann::json::parse(f);

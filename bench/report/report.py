@@ -364,7 +364,7 @@ def ours(rows):
 
 
 def targets_section(rows, limits):
-    """Ratios the issue's targets need, from whatever rows exist; 'not measured' otherwise."""
+    """Ratios the CPU speed targets need, from whatever rows exist; 'not measured' otherwise."""
     items = []  # (what, value, rows used)
 
     def ratio(label, a, b, how="GOP/s ratio"):
@@ -708,7 +708,7 @@ def main():
            "Ops count 2 per multiply-accumulate. Where a limit was measured more than once (before and after the "
            "suites), the better median is kept: other load only ever lowers a peak.", ""]
     md += limits_section(limits, errors)
-    md += ["", "## Targets", "", "Computed from the rows below; *not measured* where a row does not exist yet.", ""]
+    md += ["", "## Targets", "", "Computed from the rows below; *not measured* where this run has no such row.", ""]
     md += targets_section(rows, limits)
     # What bounds the targets that were missed: hand-written from a run (analysis can't be computed), kept
     # beside this script and included verbatim, with the date of the run it describes in its own text.

@@ -1,5 +1,5 @@
 // expect: weights must be 4- or 8-bit integers
-// The CUDA kernels have no binary (xnor-popcount) path yet: W1A1 must fail to compile, not fall back.
+// The CUDA kernels have no binary (xnor-popcount) path: W1A1 must fail to compile, not fall back.
 #include <tcomp/kernel/cuda/weight_image.hpp>
 #include <tcomp/quant/presets.hpp>
 

@@ -5,12 +5,15 @@
 // Choosing a path: force_path() (an API call) wins, then the environment variable TCOMP_CPU_PATH
 // (reference, sse41, avx2, avx_vnni, avx512bw, avx512_vnni), then the best path that is both compiled in
 // and supported by this CPU. Forcing a path this build or CPU lacks is an error, never a silent fallback.
-// Without the per-path units linked (a plain header-only build), only `reference` exists.
+// Without the per-path units linked (a plain header-only build, or linking tcomp::tcomp instead of tcomp::cpu),
+// only `reference` exists: kernels_linked() says so, and pack() warns once on stderr (warn_if_no_kernels).
 #pragma once
 
 #include <array>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -56,6 +59,34 @@ inline std::atomic<int>& forced_path_slot() {
 inline bool path_compiled(isa_path p) {
     return p == isa_path::reference || detail::registry()[static_cast<std::size_t>(p)] != nullptr;
 }
+
+/// Whether any SIMD path is compiled into this program, i.e. the per-ISA objects of the CMake target tcomp::cpu
+/// are linked (false with tcomp::tcomp alone, and with tcomp::cpu on a toolchain it has no paths for: see
+/// cmake/tcompCpuKernels.cmake). Paths register during static initialisation, so the answer is final once
+/// main() has started.
+inline bool kernels_linked() {
+    for (isa_path p : all_isa_paths)
+        if (p != isa_path::reference && detail::registry()[static_cast<std::size_t>(p)] != nullptr) return true;
+    return false;
+}
+
+namespace detail {
+
+inline constexpr const char* no_kernels_warning =
+    "tcomp: warning: no SIMD CPU kernels are linked into this program, so tcomp::matmul on packed weights runs "
+    "the scalar reference path. Link the CMake target tcomp::cpu (it compiles the per-ISA kernels in your build; "
+    "x86-64 with GCC or Clang) instead of tcomp::tcomp.\n";
+
+/// Called by pack() (packed_weights' constructor): when no SIMD path is registered, prints
+/// no_kernels_warning to stderr, once per program. Returns whether it found the kernels missing.
+inline bool warn_if_no_kernels() {
+    if (kernels_linked()) return false;
+    static std::once_flag once;
+    std::call_once(once, [] { std::fputs(no_kernels_warning, stderr); });
+    return true;
+}
+
+}  // namespace detail
 
 /// The paths a call can use here: compiled in and supported by this CPU (reference always).
 inline std::vector<isa_path> available_paths() {

@@ -1,11 +1,11 @@
 // Arguments of the integer-dot kernels (W8A8, W4A8, W2A8 and their 2:4-sparse forms): weights prepacked by
-// pack.hpp, activations quantized to unsigned bytes by the front door.
+// int_dot_pack.hpp, activations quantized to unsigned bytes by the front door.
 //
 // Arithmetic (exact in int32): with u the activation's stored byte (code - code_min of its format) and w the
 // weight's centered integer (code - zero point), the kernel computes per output and weight group g
 //     dot_g = sum_k u_k * w_k                      (vpdpbusd semantics: u8 x s8, summed 4 at a time)
 //     acc_g = dot_g - c_m * sum_k w_k              c_m = the activation's zero point + (-code_min)
-// which equals the oracle's sum_k (qx - zx)(qw - zw) when |acc| < 2^31 (pack.hpp limits the group length).
+// which equals the oracle's sum_k (qx - zx)(qw - zw) when |acc| < 2^31 (int_dot_pack.hpp limits the group length).
 // The float epilogue then follows the oracle's order exactly: y = 0; y += float(acc_g) * (Sx * Sw_g); y += bias.
 // Two-level power-of-two weight scales (multi_level_scale / shiftable_scale) take the shift epilogue instead
 // (quant/shift_epilogue.hpp): total += int64(acc_g) << shift_g per group, one conversion per output at the end.

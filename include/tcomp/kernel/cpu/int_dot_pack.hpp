@@ -94,7 +94,7 @@ std::string pack_int_dot(const compressed_view<Q, S>& w, int_dot_storage& out) {
         const packed_layout& l = w.packed().layout;
         constexpr bool sparse = S::kind == sparsity_kind::n_m;
         if constexpr (S::kind != sparsity_kind::dense && !sparse)
-            return "block and unstructured sparsity have no SIMD kernel yet";
+            return "block and unstructured sparsity have no SIMD kernel";
         if constexpr (sparse)
             if (S::n != 2 || S::m != 4) return detail::reason("N:M sparsity ", S::n, ":", S::m, " (only 2:4 has a kernel)");
 

@@ -6,6 +6,7 @@
 // A composition no kernel covers (a floating weight format, block sparsity, a group size that is not a
 // multiple of the kernel's k-step, ...) keeps family `reference`, with the reason in unsupported_reason():
 // the front door then runs the scalar oracle on the same compressed weights. The format never changes.
+// Packing in a program without the SIMD kernels (tcomp::cpu not linked) warns once on stderr (dispatch.hpp).
 #pragma once
 
 #include <cstddef>
@@ -13,6 +14,7 @@
 #include <utility>
 
 #include "tcomp/kernel/cpu/binary_pack.hpp"
+#include "tcomp/kernel/cpu/dispatch.hpp"
 #include "tcomp/kernel/cpu/int_dot_pack.hpp"
 #include "tcomp/kernel/cpu/weight_only_pack.hpp"
 #include "tcomp/quant/compress.hpp"
@@ -39,6 +41,7 @@ public:
     using activation_quantizer = typename Policy::activation_quantizer;
 
     explicit packed_weights(compressed_weights<Policy> source) : source_(std::move(source)) {
+        detail::warn_if_no_kernels();
         using WQ = weight_quantizer;
         const auto view = source_.weights().view();
         if constexpr (!Policy::quantizes_activations) {

@@ -76,7 +76,7 @@ consteval kernel_kind kernel_for() {
     using S = typename Policy::sparsity;
     static_assert(detail::is_plain_integer<WF>(),
                   "tcomp::cuda: weights must be 4- or 8-bit integers (int_format<4|8> or uint_format<4|8>); binary, "
-                  "ternary, fixed-point and float formats have no CUDA kernel yet (use the CPU kernels)");
+                  "ternary, fixed-point and float formats have no CUDA kernel (use the CPU kernels)");
     static_assert(!WQ::granularity::per_row || WQ::granularity::group_size == 0 ||
                       WQ::granularity::group_size % k_multiple == 0,
                   "tcomp::cuda: weight groups must be a multiple of 32 along K (per_group<32|64|128|...>)");
@@ -89,7 +89,7 @@ consteval kernel_kind kernel_for() {
                       "tcomp::cuda: quantized activations must be symmetric int8 (int_format<8>, symmetric)");
         static_assert(std::is_same_v<typename AQ::granularity, per_token> && AQ::activation_mode::is_dynamic,
                       "tcomp::cuda: int8 activations are quantized per token, dynamically, by the fused quantizer; "
-                      "per-tensor / calibrated activation scales have no CUDA kernel yet");
+                      "per-tensor / calibrated activation scales have no CUDA kernel");
         static_assert(std::is_same_v<typename AQ::scale, float_scale> && !AQ::rounding::is_stochastic &&
                           std::is_same_v<typename AQ::observer, min_max>,
                       "tcomp::cuda: int8 activations need float scales, round-to-nearest-even and the min_max "
