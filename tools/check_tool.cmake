@@ -3,8 +3,12 @@
 #         -P check_tool.cmake
 # Arguments are '|'-separated so that paths with ';' survive. stdout and stderr are matched together.
 # REQUIRE_PATH (e.g. a shared model): when it does not exist, prints "SKIPPED: ..." and runs nothing (the test's
-# SKIP_REGULAR_EXPRESSION then reports it as skipped).
+# SKIP_REGULAR_EXPRESSION then reports it as skipped) - except under CI (CI=true) or TCOMP_REQUIRE_MODELS=1,
+# where the models are always present, so a missing one is a failure naming the path (as the unit tests do).
 if(DEFINED REQUIRE_PATH AND NOT EXISTS "${REQUIRE_PATH}")
+  if("$ENV{CI}" STREQUAL "true" OR "$ENV{TCOMP_REQUIRE_MODELS}" STREQUAL "1")
+    message(FATAL_ERROR "${REQUIRE_PATH} not found, and CI requires the models")
+  endif()
   message("SKIPPED: ${REQUIRE_PATH} not found")
   return()
 endif()
