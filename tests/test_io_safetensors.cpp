@@ -577,6 +577,33 @@ TEST_CASE("safetensors: hostile files give file_error naming the file, the tenso
     }
 }
 
+TEST_CASE("safetensors: a header of 100,000 tensors parses (the JSON parser is linear)", "[io]") {
+    // The callback parser this replaced rescanned the whole header object at the end of every entry: 100,000
+    // entries took minutes (issue 16). Not timed here (bench_safetensors shows the linearity); it must parse,
+    // with every check still in force.
+    constexpr int n = 100'000;
+    std::string text = R"({"__metadata__":{"format":"pt"})";
+    text.reserve(static_cast<std::size_t>(n) * 80);
+    for (int i = 0; i < n; ++i) {
+        text += ",\"layers." + std::to_string(i) + ".w\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[";
+        text += std::to_string(i) + "," + std::to_string(i + 1) + "]}";
+    }
+    std::vector<std::byte> data(static_cast<std::size_t>(n));
+    for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::byte>(i & 0xFF);
+    const auto file = assemble(text + "}", data);
+    const auto f = st::safetensors_file::from_bytes(file, "big.safetensors");
+    REQUIRE(f.tensors().size() == static_cast<std::size_t>(n));
+    CHECK(f.metadata().at("format") == "pt");
+    for (int i : {0, 1, 4242, n - 1}) {
+        const auto& t = f.tensor("layers." + std::to_string(i) + ".w");
+        CHECK(t.data.data() == f.bytes().data() + f.data_offset() + i);
+        CHECK(t.data[0] == static_cast<std::byte>(i & 0xFF));
+    }
+    // A duplicate at the far end of a large header is still found.
+    const std::string dup = text + R"(,"layers.0.w":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}})";
+    CHECK_THAT(load_error(assemble(dup, data)), Contains("duplicate") && Contains("'layers.0.w'"));
+}
+
 TEST_CASE("safetensors: random mutations and truncations load or throw tcomp::error, never crash", "[io]") {
     // A richer base: several dtypes, metadata, an empty tensor.
     std::mt19937 gen(1234);

@@ -196,50 +196,106 @@ inline std::optional<std::size_t> utf8_error_at(std::string_view s) {
     return std::nullopt;
 }
 
-/// Parses JSON text (already checked to be UTF-8) and rejects what nlohmann accepts silently: duplicate keys
-/// (it keeps the last) and nesting deeper than safetensors_max_json_depth. `what` names the text in messages.
-inline nlohmann::json st_parse_json(std::string_view text, const std::string& what) {
-    std::vector<std::set<std::string, std::less<>>> keys;  // one set per open object
-    int depth = 0;
-    auto callback = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-        using ev = nlohmann::json::parse_event_t;
-        switch (event) {
-            case ev::object_start:
-            case ev::array_start:
-                if (++depth > safetensors_max_json_depth)
-                    throw_error<io::file_error>(what, ": JSON nested deeper than ", safetensors_max_json_depth,
-                                                " levels");
-                if (event == ev::object_start) keys.emplace_back();
-                break;
-            case ev::object_end:
-            case ev::array_end:
-                --depth;
-                if (event == ev::object_end && !keys.empty()) keys.pop_back();
-                break;
-            case ev::key:
-                if (!keys.empty() && parsed.is_string()) {
-                    const auto& k = parsed.get_ref<const std::string&>();
-                    if (!keys.back().insert(k).second) {
-                        if (keys.size() == 1)
-                            throw_error<io::file_error>(what, ": duplicate name ", st_quote(k),
-                                                        " (the key appears twice in the header)");
-                        throw_error<io::file_error>(what, ": duplicate key ", st_quote(k), " inside an object");
-                    }
-                }
-                break;
-            case ev::value: break;
+/// A SAX handler for nlohmann::json::sax_parse that builds the json value and rejects what nlohmann accepts
+/// silently: duplicate keys (it keeps the last) and nesting deeper than safetensors_max_json_depth.
+/// Linear in the text: a key is checked against its own object (a std::map, O(log n) per key). The callback
+/// interface of nlohmann::json::parse is not used because it rescans the parent object at every end of an
+/// object (to drop discarded values), which made a header of n tensors cost O(n^2) (100,000 tensors: minutes).
+class st_json_builder {
+public:
+    using json = nlohmann::json;
+    using number_integer_t = json::number_integer_t;
+    using number_unsigned_t = json::number_unsigned_t;
+    using number_float_t = json::number_float_t;
+    using string_t = json::string_t;
+    using binary_t = json::binary_t;
+
+    explicit st_json_builder(const std::string& what) : what_(what) {}
+
+    bool null() { return put(json(nullptr)); }
+    bool boolean(bool v) { return put(json(v)); }
+    bool number_integer(number_integer_t v) { return put(json(v)); }
+    bool number_unsigned(number_unsigned_t v) { return put(json(v)); }
+    bool number_float(number_float_t v, const string_t&) { return put(json(v)); }
+    bool string(string_t& v) { return put(json(std::move(v))); }
+    bool binary(binary_t& v) { return put(json::binary(std::move(v))); }
+
+    bool start_object(std::size_t) { return open(json::object()); }
+    bool start_array(std::size_t) { return open(json::array()); }
+    bool end_object() { return close(); }
+    bool end_array() { return close(); }
+
+    bool key(string_t& k) {
+        auto& object = *stack_.back()->get_ptr<json::object_t*>();
+        const auto [it, inserted] = object.emplace(k, json());
+        if (!inserted) {
+            if (stack_.size() == 1)
+                throw_error<io::file_error>(what_, ": duplicate name ", st_quote(k),
+                                            " (the key appears twice in the header)");
+            throw_error<io::file_error>(what_, ": duplicate key ", st_quote(k), " inside an object");
         }
+        member_ = &it->second;
         return true;
-    };
+    }
+
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) {
+        throw_error<io::file_error>(what_, ": not valid JSON: ", e.what());
+    }
+
+    json& result() { return root_; }
+
+private:
+    /// Stores a value in the open array or object (at the last key), or as the root; returns where it is.
+    json* place(json&& v) {
+        if (stack_.empty()) {
+            root_ = std::move(v);
+            return &root_;
+        }
+        json& parent = *stack_.back();
+        if (parent.is_array()) {
+            parent.get_ptr<json::array_t*>()->push_back(std::move(v));
+            return &parent.get_ptr<json::array_t*>()->back();
+        }
+        *member_ = std::move(v);
+        return member_;
+    }
+    bool put(json&& v) {
+        place(std::move(v));
+        return true;
+    }
+    bool open(json&& container) {
+        if (static_cast<int>(stack_.size()) >= safetensors_max_json_depth)
+            throw_error<io::file_error>(what_, ": JSON nested deeper than ", safetensors_max_json_depth, " levels");
+        stack_.push_back(place(std::move(container)));
+        return true;
+    }
+    bool close() {
+        stack_.pop_back();
+        return true;
+    }
+
+    const std::string& what_;
+    json root_;
+    std::vector<json*> stack_;  // the open arrays and objects, innermost last
+    json* member_ = nullptr;    // the value slot of the last key of the innermost object
+};
+
+/// Parses JSON text (already checked to be UTF-8) in linear time and rejects what nlohmann accepts silently:
+/// duplicate keys (it keeps the last) and nesting deeper than safetensors_max_json_depth. `what` names the
+/// text in messages.
+inline nlohmann::json st_parse_json(std::string_view text, const std::string& what) {
     // nlohmann's lexer takes a NUL byte for the end of the input and would ignore whatever follows it; JSON
     // text has no raw NUL anywhere (a string spells it \u0000).
     if (const auto nul = text.find('\0'); nul != std::string_view::npos)
         throw_error<io::file_error>(what, ": not valid JSON: a NUL byte at byte ", nul);
+    st_json_builder builder(what);
     try {
-        return nlohmann::json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/true);
+        if (!nlohmann::json::sax_parse(text.begin(), text.end(), &builder))
+            throw_error<io::file_error>(what, ": not valid JSON");
     } catch (const nlohmann::json::exception& e) {
         throw_error<io::file_error>(what, ": not valid JSON: ", e.what());
     }
+    return std::move(builder.result());
 }
 
 inline std::uint64_t load_le_u64(const std::byte* p) {
