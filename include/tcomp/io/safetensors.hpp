@@ -1101,23 +1101,31 @@ private:
         return order;
     }
 
+    /// The JSON object is written member by member (the same text as one ordered_json's dump()): inserting
+    /// into an ordered_json looks the key up linearly, which made n tensors cost O(n^2).
     std::vector<std::byte> header_bytes(const std::vector<std::size_t>& order) const {
-        nlohmann::ordered_json header = nlohmann::ordered_json::object();
+        std::string text = "{";
+        auto member = [&](const std::string& key, const nlohmann::ordered_json& value) {
+            if (text.size() > 1) text += ',';
+            text += nlohmann::ordered_json(key).dump();
+            text += ':';
+            text += value.dump();
+        };
         if (!metadata_.empty()) {
             nlohmann::ordered_json meta = nlohmann::ordered_json::object();
             for (const auto& [k, v] : metadata_) meta[k] = v;
-            header["__metadata__"] = std::move(meta);
+            member("__metadata__", meta);
         }
         std::uint64_t offset = 0;
         for (std::size_t i : order) {
             const entry& e = entries_[i];
             const std::uint64_t end = offset + e.data.size();
-            header[e.name] = {{"dtype", std::string(to_string(e.type))},
-                              {"shape", e.shape},
-                              {"data_offsets", {offset, end}}};
+            member(e.name, {{"dtype", std::string(to_string(e.type))},
+                            {"shape", e.shape},
+                            {"data_offsets", {offset, end}}});
             offset = end;
         }
-        std::string text = header.dump();
+        text += '}';
         text.append((8 - text.size() % 8) % 8, ' ');
         std::vector<std::byte> out(8 + text.size());
         detail::store_le(out.data(), static_cast<std::uint64_t>(text.size()));
