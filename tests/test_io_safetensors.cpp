@@ -8,6 +8,7 @@
 
 #include "test_support.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cmath>
@@ -15,11 +16,24 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#if defined(__linux__)
+#include <sys/sysmacros.h>  // makedev
+#endif
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
 
 namespace st = tcomp::io;
 namespace fs = std::filesystem;
@@ -578,6 +592,220 @@ TEST_CASE("safetensors: hostile files give file_error naming the file, the tenso
         CHECK(msg.size() < 1000);
     }
 }
+
+TEST_CASE("safetensors: a header of 100,000 tensors parses (the JSON parser is linear)", "[io]") {
+    // The callback parser this replaced rescanned the whole header object at the end of every entry: 100,000
+    // entries took minutes (issue 16). Not timed here (bench_safetensors shows the linearity); it must parse,
+    // with every check still in force.
+    constexpr int n = 100'000;
+    std::string text = R"({"__metadata__":{"format":"pt"})";
+    text.reserve(static_cast<std::size_t>(n) * 80);
+    for (int i = 0; i < n; ++i) {
+        text += ",\"layers." + std::to_string(i) + ".w\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[";
+        text += std::to_string(i) + "," + std::to_string(i + 1) + "]}";
+    }
+    std::vector<std::byte> data(static_cast<std::size_t>(n));
+    for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::byte>(i & 0xFF);
+    const auto file = assemble(text + "}", data);
+    const auto f = st::safetensors_file::from_bytes(file, "big.safetensors");
+    REQUIRE(f.tensors().size() == static_cast<std::size_t>(n));
+    CHECK(f.metadata().at("format") == "pt");
+    for (int i : {0, 1, 4242, n - 1}) {
+        const auto& t = f.tensor("layers." + std::to_string(i) + ".w");
+        CHECK(t.data.data() == f.bytes().data() + f.data_offset() + i);
+        CHECK(t.data[0] == static_cast<std::byte>(i & 0xFF));
+    }
+    // A duplicate at the far end of a large header is still found.
+    const std::string dup = text + R"(,"layers.0.w":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}})";
+    CHECK_THAT(load_error(assemble(dup, data)), Contains("duplicate") && Contains("'layers.0.w'"));
+}
+
+#if defined(__unix__) || defined(__APPLE__)
+namespace {
+
+/// The names in `dir`, sorted.
+std::vector<std::string> entries(const fs::path& dir) {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+/// The message of the file_error that writer.write(path) throws ("<written>" when it succeeds).
+std::string write_error(const st::safetensors_writer& w, const fs::path& path) {
+    try {
+        w.write(path);
+    } catch (const st::file_error& e) {
+        return e.what();
+    }
+    return "<written>";
+}
+
+std::string read_text(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+/// Lowers this process's file size limit (RLIMIT_FSIZE) with SIGXFSZ ignored, so writes past `bytes` fail
+/// with EFBIG; both restored at scope exit.
+struct file_size_limit {
+    rlimit old_limit{};
+    struct sigaction old_action {};
+    explicit file_size_limit(rlim_t bytes) {
+        struct sigaction ignore {};
+        ignore.sa_handler = SIG_IGN;
+        sigemptyset(&ignore.sa_mask);
+        REQUIRE(::sigaction(SIGXFSZ, &ignore, &old_action) == 0);
+        REQUIRE(::getrlimit(RLIMIT_FSIZE, &old_limit) == 0);
+        rlimit lower = old_limit;
+        lower.rlim_cur = bytes;
+        REQUIRE(::setrlimit(RLIMIT_FSIZE, &lower) == 0);
+    }
+    ~file_size_limit() {
+        ::setrlimit(RLIMIT_FSIZE, &old_limit);
+        ::sigaction(SIGXFSZ, &old_action, nullptr);
+    }
+    file_size_limit(const file_size_limit&) = delete;
+    file_size_limit& operator=(const file_size_limit&) = delete;
+};
+
+void raise_sigint(int) { ::raise(SIGINT); }
+void count_sigint(int) {}
+
+}  // namespace
+
+TEST_CASE("safetensors: the writer replaces only regular files and leaves no temporary behind", "[io]") {
+    temp_dir dir("safe-write");
+    st::safetensors_writer w;
+    std::vector<float> v{1, 2, 3, 4};
+    w.add_f32("x", {2, 2}, v);
+    const fs::path out = dir.path / "out.safetensors";
+
+    SECTION("a symbolic link is refused, whether it points to a regular file or nowhere") {
+        write_text(dir.path / "target", "precious");
+        fs::create_symlink(dir.path / "target", out);
+        CHECK_THAT(write_error(w, out), Contains(out.string()) && Contains("symbolic link"));
+        CHECK(read_text(dir.path / "target") == "precious");
+        CHECK(fs::is_symlink(fs::symlink_status(out)));
+        fs::remove(out);
+        fs::create_symlink(dir.path / "nowhere", out);
+        CHECK_THAT(write_error(w, out), Contains(out.string()) && Contains("symbolic link"));
+        CHECK_FALSE(fs::exists(dir.path / "nowhere"));
+        CHECK(entries(dir.path) == std::vector<std::string>{"out.safetensors", "target"});
+    }
+    SECTION("a directory is refused") {
+        fs::create_directory(out);
+        CHECK_THAT(write_error(w, out), Contains(out.string()) && Contains("not a regular file") &&
+                                            Contains("a directory"));
+        CHECK(fs::is_directory(out));
+        CHECK(entries(dir.path) == std::vector<std::string>{"out.safetensors"});
+    }
+    SECTION("a FIFO is refused") {
+        REQUIRE(::mkfifo(out.c_str(), 0600) == 0);
+        CHECK_THAT(write_error(w, out), Contains(out.string()) && Contains("not a regular file") &&
+                                            Contains("FIFO"));
+        CHECK(fs::is_fifo(fs::symlink_status(out)));
+        CHECK(entries(dir.path) == std::vector<std::string>{"out.safetensors"});
+    }
+    SECTION("a device node (/dev/null) is refused") {
+        // A private copy of /dev/null where the process may create one (root), so that a regression cannot
+        // replace the real one; otherwise /dev/null itself, which an unprivileged process cannot replace.
+        fs::path device = dir.path / "null";
+        if (::mknod(device.c_str(), S_IFCHR | 0666, makedev(1, 3)) != 0) {
+            if (::geteuid() == 0) {
+                WARN("cannot mknod a device node here; the device case is not tested");
+                return;
+            }
+            device = "/dev/null";
+        }
+        CHECK_THAT(write_error(w, device), Contains(device.string()) && Contains("character device"));
+        CHECK(fs::is_character_file(fs::symlink_status(device)));
+    }
+    SECTION("an existing regular file is replaced, keeping its permission bits") {
+        write_text(out, "old contents");
+        REQUIRE(::chmod(out.c_str(), 0640) == 0);
+        w.write(out);
+        CHECK(st::safetensors_file::open(out).tensor("x").shape == std::vector<std::int64_t>{2, 2});
+        struct stat s {};
+        REQUIRE(::stat(out.c_str(), &s) == 0);
+        CHECK((s.st_mode & 0777) == 0640);
+        st::safetensors_writer w2;
+        w2.add_f32("y", {4}, v);
+        w2.write(out);
+        const auto f = st::safetensors_file::open(out);
+        CHECK(f.contains("y"));
+        CHECK_FALSE(f.contains("x"));
+        CHECK(entries(dir.path) == std::vector<std::string>{"out.safetensors"});
+    }
+    SECTION("a write that fails midway leaves the old file and no temporary") {
+        write_text(out, "old contents");
+        st::safetensors_writer big;
+        std::vector<float> many(1 << 18, 1.0f);  // 1 MiB
+        big.add_f32("big", {1 << 18}, many);
+        std::string msg;
+        {
+            const file_size_limit limit(64 * 1024);
+            msg = write_error(big, out);
+        }
+        CHECK_THAT(msg, Contains(out.string()) && Contains("write failed"));
+        CHECK(read_text(out) == "old contents");
+        CHECK(entries(dir.path) == std::vector<std::string>{"out.safetensors"});
+    }
+    SECTION("a directory the process cannot write to leaves nothing") {
+        if (::geteuid() == 0) return;  // root writes anyway
+        REQUIRE(::chmod(dir.path.c_str(), 0555) == 0);
+        const auto msg = write_error(w, out);
+        ::chmod(dir.path.c_str(), 0755);
+        CHECK_THAT(msg, Contains(out.string()) && Contains("temporary"));
+        CHECK(entries(dir.path).empty());
+    }
+    SECTION("SIGINT during a write removes the temporary and still ends the process") {
+        // A child writes 1 MiB with a 64 KiB file size limit: the kernel sends SIGXFSZ at the limit, in the
+        // middle of the write, and its handler raises SIGINT (default disposition: terminate).
+        st::safetensors_writer big;
+        std::vector<float> many(1 << 18, 1.0f);
+        big.add_f32("big", {1 << 18}, many);
+        const pid_t child = ::fork();
+        REQUIRE(child >= 0);
+        if (child == 0) {
+            struct sigaction on_xfsz {};
+            on_xfsz.sa_handler = &raise_sigint;
+            sigemptyset(&on_xfsz.sa_mask);
+            ::sigaction(SIGXFSZ, &on_xfsz, nullptr);
+            ::signal(SIGINT, SIG_DFL);
+            rlimit lower{};
+            ::getrlimit(RLIMIT_FSIZE, &lower);
+            lower.rlim_cur = 64 * 1024;
+            ::setrlimit(RLIMIT_FSIZE, &lower);
+            try {
+                big.write(out);
+            } catch (...) {
+                ::_exit(3);
+            }
+            ::_exit(4);
+        }
+        int status = 0;
+        REQUIRE(::waitpid(child, &status, 0) == child);
+        CHECK(WIFSIGNALED(status));
+        if (WIFSIGNALED(status)) CHECK(WTERMSIG(status) == SIGINT);
+        if (WIFEXITED(status)) CHECK(WEXITSTATUS(status) == 0);  // reports the exit code on failure
+        CHECK(entries(dir.path).empty());
+    }
+    SECTION("the SIGINT disposition is the same after a write") {
+        struct sigaction before {};
+        REQUIRE(::sigaction(SIGINT, nullptr, &before) == 0);
+        for (auto handler : {SIG_IGN, &count_sigint, SIG_DFL}) {
+            REQUIRE(::signal(SIGINT, handler) != SIG_ERR);
+            w.write(out);
+            struct sigaction now {};
+            REQUIRE(::sigaction(SIGINT, nullptr, &now) == 0);
+            CHECK(now.sa_handler == handler);
+        }
+        ::sigaction(SIGINT, &before, nullptr);
+        CHECK(entries(dir.path) == std::vector<std::string>{"out.safetensors"});
+    }
+}
+#endif
 
 TEST_CASE("safetensors: random mutations and truncations load or throw tcomp::error, never crash", "[io]") {
     // A richer base: several dtypes, metadata, an empty tensor.

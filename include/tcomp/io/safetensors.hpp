@@ -15,12 +15,18 @@
 // Lifetime: a tensor_view points into the file's mapping (or into the caller's bytes for from_bytes); it is
 // valid while the safetensors_file (or safetensors_set) that produced it lives. Moving the file object keeps
 // the views valid. A mapped file truncated by another process while mapped gives SIGBUS (a property of mmap).
+//
+// Writing (safetensors_writer::write): an exclusively created temporary next to the output, fsync'd, renamed
+// over it, the directory fsync'd; an output that is a symbolic link or not a regular file is refused, and no
+// temporary survives an error or a SIGINT (see st_write_file).
 #pragma once
 
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <bit>
+#include <cerrno>
+#include <csignal>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -29,7 +35,9 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <random>
 #include <set>
 #include <span>
 #include <string>
@@ -46,6 +54,7 @@
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -196,50 +205,106 @@ inline std::optional<std::size_t> utf8_error_at(std::string_view s) {
     return std::nullopt;
 }
 
-/// Parses JSON text (already checked to be UTF-8) and rejects what nlohmann accepts silently: duplicate keys
-/// (it keeps the last) and nesting deeper than safetensors_max_json_depth. `what` names the text in messages.
-inline nlohmann::json st_parse_json(std::string_view text, const std::string& what) {
-    std::vector<std::set<std::string, std::less<>>> keys;  // one set per open object
-    int depth = 0;
-    auto callback = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-        using ev = nlohmann::json::parse_event_t;
-        switch (event) {
-            case ev::object_start:
-            case ev::array_start:
-                if (++depth > safetensors_max_json_depth)
-                    throw_error<io::file_error>(what, ": JSON nested deeper than ", safetensors_max_json_depth,
-                                                " levels");
-                if (event == ev::object_start) keys.emplace_back();
-                break;
-            case ev::object_end:
-            case ev::array_end:
-                --depth;
-                if (event == ev::object_end && !keys.empty()) keys.pop_back();
-                break;
-            case ev::key:
-                if (!keys.empty() && parsed.is_string()) {
-                    const auto& k = parsed.get_ref<const std::string&>();
-                    if (!keys.back().insert(k).second) {
-                        if (keys.size() == 1)
-                            throw_error<io::file_error>(what, ": duplicate name ", st_quote(k),
-                                                        " (the key appears twice in the header)");
-                        throw_error<io::file_error>(what, ": duplicate key ", st_quote(k), " inside an object");
-                    }
-                }
-                break;
-            case ev::value: break;
+/// A SAX handler for nlohmann::json::sax_parse that builds the json value and rejects what nlohmann accepts
+/// silently: duplicate keys (it keeps the last) and nesting deeper than safetensors_max_json_depth.
+/// Linear in the text: a key is checked against its own object (a std::map, O(log n) per key). The callback
+/// interface of nlohmann::json::parse is not used because it rescans the parent object at every end of an
+/// object (to drop discarded values), which made a header of n tensors cost O(n^2) (100,000 tensors: minutes).
+class st_json_builder {
+public:
+    using json = nlohmann::json;
+    using number_integer_t = json::number_integer_t;
+    using number_unsigned_t = json::number_unsigned_t;
+    using number_float_t = json::number_float_t;
+    using string_t = json::string_t;
+    using binary_t = json::binary_t;
+
+    explicit st_json_builder(const std::string& what) : what_(what) {}
+
+    bool null() { return put(json(nullptr)); }
+    bool boolean(bool v) { return put(json(v)); }
+    bool number_integer(number_integer_t v) { return put(json(v)); }
+    bool number_unsigned(number_unsigned_t v) { return put(json(v)); }
+    bool number_float(number_float_t v, const string_t&) { return put(json(v)); }
+    bool string(string_t& v) { return put(json(std::move(v))); }
+    bool binary(binary_t& v) { return put(json::binary(std::move(v))); }
+
+    bool start_object(std::size_t) { return open(json::object()); }
+    bool start_array(std::size_t) { return open(json::array()); }
+    bool end_object() { return close(); }
+    bool end_array() { return close(); }
+
+    bool key(string_t& k) {
+        auto& object = *stack_.back()->get_ptr<json::object_t*>();
+        const auto [it, inserted] = object.emplace(k, json());
+        if (!inserted) {
+            if (stack_.size() == 1)
+                throw_error<io::file_error>(what_, ": duplicate name ", st_quote(k),
+                                            " (the key appears twice in the header)");
+            throw_error<io::file_error>(what_, ": duplicate key ", st_quote(k), " inside an object");
         }
+        member_ = &it->second;
         return true;
-    };
+    }
+
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) {
+        throw_error<io::file_error>(what_, ": not valid JSON: ", e.what());
+    }
+
+    json& result() { return root_; }
+
+private:
+    /// Stores a value in the open array or object (at the last key), or as the root; returns where it is.
+    json* place(json&& v) {
+        if (stack_.empty()) {
+            root_ = std::move(v);
+            return &root_;
+        }
+        json& parent = *stack_.back();
+        if (parent.is_array()) {
+            parent.get_ptr<json::array_t*>()->push_back(std::move(v));
+            return &parent.get_ptr<json::array_t*>()->back();
+        }
+        *member_ = std::move(v);
+        return member_;
+    }
+    bool put(json&& v) {
+        place(std::move(v));
+        return true;
+    }
+    bool open(json&& container) {
+        if (static_cast<int>(stack_.size()) >= safetensors_max_json_depth)
+            throw_error<io::file_error>(what_, ": JSON nested deeper than ", safetensors_max_json_depth, " levels");
+        stack_.push_back(place(std::move(container)));
+        return true;
+    }
+    bool close() {
+        stack_.pop_back();
+        return true;
+    }
+
+    const std::string& what_;
+    json root_;
+    std::vector<json*> stack_;  // the open arrays and objects, innermost last
+    json* member_ = nullptr;    // the value slot of the last key of the innermost object
+};
+
+/// Parses JSON text (already checked to be UTF-8) in linear time and rejects what nlohmann accepts silently:
+/// duplicate keys (it keeps the last) and nesting deeper than safetensors_max_json_depth. `what` names the
+/// text in messages.
+inline nlohmann::json st_parse_json(std::string_view text, const std::string& what) {
     // nlohmann's lexer takes a NUL byte for the end of the input and would ignore whatever follows it; JSON
     // text has no raw NUL anywhere (a string spells it \u0000).
     if (const auto nul = text.find('\0'); nul != std::string_view::npos)
         throw_error<io::file_error>(what, ": not valid JSON: a NUL byte at byte ", nul);
+    st_json_builder builder(what);
     try {
-        return nlohmann::json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/true);
+        if (!nlohmann::json::sax_parse(text.begin(), text.end(), &builder))
+            throw_error<io::file_error>(what, ": not valid JSON");
     } catch (const nlohmann::json::exception& e) {
         throw_error<io::file_error>(what, ": not valid JSON: ", e.what());
     }
+    return std::move(builder.result());
 }
 
 inline std::uint64_t load_le_u64(const std::byte* p) {
@@ -353,16 +418,262 @@ private:
 #endif
 };
 
-/// ".tmp-<pid>-<n>": unique per process and call, for write-then-rename.
+#if TCOMP_IO_HAVE_MMAP
+// Writing a file safely (issue 16): the writer writes a temporary in OUT's directory, created exclusively
+// (O_CREAT | O_EXCL | O_NOFOLLOW, a random name: nothing planted at that name is opened or followed), fsyncs
+// it, renames it over OUT and fsyncs the directory. OUT itself must be absent or a regular file: a symbolic
+// link, a directory, a device, a FIFO or a socket is refused (renaming over a link replaces the link, not
+// its target, which is never what was meant; renaming over /dev/null replaces the device node). While a write
+// is in flight, a SIGINT handler unlinks the live temporaries and re-raises the signal with the previous
+// disposition restored: the registry below is fixed static storage read with lock-free atomics, so the
+// handler calls only async-signal-safe functions (unlink, sigaction, raise).
+
+inline constexpr int st_temp_slots = 32;
+inline constexpr std::size_t st_temp_path_max = 4096;
+static_assert(std::atomic<int>::is_always_lock_free);
+/// Per slot: 0 free, 1 being filled, 2 live (the handler may unlink it), 3 taken by the handler.
+inline std::atomic<int> st_temp_state[st_temp_slots];
+inline char st_temp_path[st_temp_slots][st_temp_path_max];
+inline struct sigaction st_sigint_previous;
+inline std::mutex st_sigint_mutex;
+inline int st_sigint_users = 0;
+inline bool st_sigint_installed = false;
+
+/// The SIGINT handler while writes are in flight: unlinks every live temporary, restores the previous
+/// disposition and raises the signal again (it is delivered to that disposition when this handler returns,
+/// SIGINT being blocked while it runs).
+inline void st_sigint_handler(int sig) {
+    const int saved_errno = errno;
+    for (int i = 0; i < st_temp_slots; ++i) {
+        int live = 2;
+        if (st_temp_state[i].compare_exchange_strong(live, 3)) ::unlink(st_temp_path[i]);
+    }
+    ::sigaction(SIGINT, &st_sigint_previous, nullptr);
+    ::raise(sig);
+    errno = saved_errno;
+}
+
+/// Installs st_sigint_handler while at least one guard lives (not when SIGINT is ignored), and restores the
+/// previous disposition when the last one goes (unless someone else has replaced the handler meanwhile).
+class st_sigint_guard {
+public:
+    st_sigint_guard() {
+        const std::lock_guard<std::mutex> lock(st_sigint_mutex);
+        if (st_sigint_users++ != 0) return;
+        struct sigaction current {};
+        if (::sigaction(SIGINT, nullptr, &current) != 0) return;
+        if (!(current.sa_flags & SA_SIGINFO) && current.sa_handler == SIG_IGN) return;  // nothing to clean up
+        st_sigint_previous = current;
+        struct sigaction ours {};
+        ours.sa_handler = &st_sigint_handler;
+        sigemptyset(&ours.sa_mask);
+        ours.sa_flags = SA_RESTART;
+        st_sigint_installed = ::sigaction(SIGINT, &ours, nullptr) == 0;
+    }
+    ~st_sigint_guard() {
+        const std::lock_guard<std::mutex> lock(st_sigint_mutex);
+        if (--st_sigint_users != 0 || !st_sigint_installed) return;
+        st_sigint_installed = false;
+        struct sigaction current {};
+        if (::sigaction(SIGINT, nullptr, &current) == 0 && !(current.sa_flags & SA_SIGINFO) &&
+            current.sa_handler == &st_sigint_handler)
+            ::sigaction(SIGINT, &st_sigint_previous, nullptr);
+    }
+    st_sigint_guard(const st_sigint_guard&) = delete;
+    st_sigint_guard& operator=(const st_sigint_guard&) = delete;
+};
+
+/// Blocks SIGINT in this thread for its lifetime (so that creating or removing a temporary and (un)registering
+/// it happen together as far as this thread's handler is concerned).
+class st_sigint_block {
+public:
+    st_sigint_block() {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGINT);
+        ok_ = ::pthread_sigmask(SIG_BLOCK, &set, &old_) == 0;
+    }
+    ~st_sigint_block() {
+        if (ok_) ::pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+    }
+    st_sigint_block(const st_sigint_block&) = delete;
+    st_sigint_block& operator=(const st_sigint_block&) = delete;
+
+private:
+    sigset_t old_{};
+    bool ok_ = false;
+};
+
+/// Puts `path` in the registry; the slot, or -1 when the path is too long or all slots are busy (that write
+/// is then not cleaned up on SIGINT; it still is on every error).
+inline int st_temp_register(const std::string& path) {
+    if (path.size() >= st_temp_path_max) return -1;
+    for (int i = 0; i < st_temp_slots; ++i) {
+        int free_slot = 0;
+        if (st_temp_state[i].compare_exchange_strong(free_slot, 1)) {
+            std::memcpy(st_temp_path[i], path.c_str(), path.size() + 1);
+            st_temp_state[i].store(2);
+            return i;
+        }
+    }
+    return -1;
+}
+
+/// Takes `slot` out of the registry: true when it was still live; false when the SIGINT handler took it
+/// (the file is gone; the slot stays taken, as the handler may still be reading the name).
+inline bool st_temp_release(int slot) {
+    if (slot < 0) return true;
+    int live = 2;
+    return st_temp_state[slot].compare_exchange_strong(live, 0);
+}
+
+inline std::string st_errno_text(int err) { return std::generic_category().message(err); }
+
+/// "a directory", "a character device", ... for messages.
+inline const char* st_file_kind(mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISLNK(mode)) return "a symbolic link";
+    return "not a regular file";
+}
+
+/// An exclusively created temporary next to OUT; on destruction (any error path) it is closed and unlinked
+/// unless rename_over() has moved it to OUT.
+class st_temp_file {
+public:
+    /// `mode`: the permission bits to create with (the umask applies).
+    st_temp_file(const std::string& out, mode_t mode) : out_(out) {
+        std::random_device rd;
+        for (int attempt = 0; attempt < 100; ++attempt) {
+            const std::uint64_t r = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+            static constexpr char hex[] = "0123456789abcdef";
+            std::string name = out + ".tmp-";
+            for (int k = 0; k < 12; ++k) name += hex[(r >> (4 * k)) & 0xFu];
+            const st_sigint_block block;
+            const int fd = ::open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+            if (fd >= 0) {
+                fd_ = fd;
+                path_ = std::move(name);
+                slot_ = st_temp_register(path_);
+                return;
+            }
+            const int err = errno;
+            if (err != EEXIST)
+                throw_error<io::file_error>("safetensors_writer: ", out, ": cannot create a temporary file ", name,
+                                            ": ", st_errno_text(err));
+        }
+        throw_error<io::file_error>("safetensors_writer: ", out,
+                                    ": cannot create a temporary file: 100 random names were all taken");
+    }
+    ~st_temp_file() {
+        if (fd_ >= 0) ::close(fd_);
+        if (path_.empty()) return;
+        const st_sigint_block block;
+        if (st_temp_release(slot_)) ::unlink(path_.c_str());
+    }
+    st_temp_file(const st_temp_file&) = delete;
+    st_temp_file& operator=(const st_temp_file&) = delete;
+
+    const std::string& path() const { return path_; }
+
+    void write(std::span<const std::byte> bytes) {
+        const std::byte* p = bytes.data();
+        std::size_t left = bytes.size();
+        while (left > 0) {
+            const ::ssize_t n = ::write(fd_, p, std::min<std::size_t>(left, std::size_t{1} << 30));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) fail("write failed", n < 0 ? errno : EIO);
+            p += n;
+            left -= static_cast<std::size_t>(n);
+        }
+    }
+
+    /// Sets the permission bits (those of the file being replaced), fsyncs and closes the file, renames it
+    /// over OUT and fsyncs the directory.
+    void rename_over(std::optional<mode_t> mode) {
+        if (mode && ::fchmod(fd_, *mode) != 0) fail("chmod failed", errno);
+        while (::fsync(fd_) != 0)
+            if (errno != EINTR) fail("fsync failed", errno);
+        const int fd = fd_;
+        fd_ = -1;
+        if (::close(fd) != 0 && errno != EINTR) fail("close failed", errno);
+        {
+            const st_sigint_block block;
+            if (::rename(path_.c_str(), out_.c_str()) != 0) {
+                const int err = errno;
+                throw_error<io::file_error>("safetensors_writer: ", out_, ": cannot rename the temporary file ",
+                                            path_, " over it: ", st_errno_text(err));
+            }
+            st_temp_release(slot_);
+            path_.clear();  // nothing left to remove
+        }
+        // The rename is durable once the directory is: fsync it (EINVAL: a file system that cannot).
+        const std::filesystem::path parent = std::filesystem::path(out_).parent_path();
+        const std::string dir = parent.empty() ? std::string(".") : parent.string();
+        const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0) {
+            const int err = errno;
+            throw_error<io::file_error>("safetensors_writer: ", out_, ": written, but cannot open its directory ",
+                                        dir, " to fsync it: ", st_errno_text(err));
+        }
+        int err = 0;
+        while (::fsync(dfd) != 0) {
+            if (errno == EINTR) continue;
+            if (errno != EINVAL) err = errno;
+            break;
+        }
+        ::close(dfd);
+        if (err != 0)
+            throw_error<io::file_error>("safetensors_writer: ", out_, ": written, but fsync of its directory ", dir,
+                                        " failed: ", st_errno_text(err));
+    }
+
+private:
+    [[noreturn]] void fail(const char* what, int err) const {
+        throw_error<io::file_error>("safetensors_writer: ", out_, ": ", what, " (temporary file ", path_,
+                                    "): ", st_errno_text(err));
+    }
+
+    std::string out_;
+    std::string path_;  // empty once renamed
+    int fd_ = -1;
+    int slot_ = -1;
+};
+
+/// Writes `chunks`, in order, to `out` through a temporary and a rename (see above). Throws io::file_error
+/// naming `out` and the problem; no temporary is left behind on any error, nor on SIGINT.
+inline void st_write_file(const std::filesystem::path& out, std::span<const std::span<const std::byte>> chunks) {
+    const std::string name = out.string();
+    std::optional<mode_t> keep_mode;  // the permission bits of the file being replaced
+    struct stat st {};
+    if (::lstat(name.c_str(), &st) == 0) {
+        if (S_ISLNK(st.st_mode))
+            throw_error<io::file_error>("safetensors_writer: ", name,
+                                        ": is a symbolic link; refusing to replace it (write to the path it "
+                                        "points to instead)");
+        if (!S_ISREG(st.st_mode))
+            throw_error<io::file_error>("safetensors_writer: ", name, ": exists and is not a regular file (it is ",
+                                        st_file_kind(st.st_mode), "); refusing to replace it");
+        keep_mode = st.st_mode & 0777;
+    } else if (const int err = errno; err != ENOENT) {
+        throw_error<io::file_error>("safetensors_writer: ", name, ": cannot stat: ", st_errno_text(err));
+    }
+    const st_sigint_guard sigint;
+    // A file being replaced keeps its permissions; its new contents are written 0600 until then.
+    st_temp_file tmp(name, keep_mode ? mode_t{0600} : mode_t{0666});
+    for (const auto& chunk : chunks) tmp.write(chunk);
+    tmp.rename_over(keep_mode);
+}
+#else
+/// ".tmp-<n>": unique per call, for write-then-rename where there is no POSIX API.
 inline std::string st_temp_suffix() {
     static std::atomic<unsigned> counter{0};
-    std::string s = ".tmp-";
-#if TCOMP_IO_HAVE_MMAP
-    s += std::to_string(static_cast<long>(::getpid()));
-    s += '-';
-#endif
-    return s + std::to_string(counter.fetch_add(1));
+    return ".tmp-" + std::to_string(counter.fetch_add(1));
 }
+#endif
 
 /// Reads a small whole file (an index JSON) into a string, refusing more than `limit` bytes.
 inline std::string st_read_small_file(const std::filesystem::path& path, std::uint64_t limit) {
@@ -725,10 +1036,22 @@ public:
         return out;
     }
 
-    /// Writes to `<path>.tmp-<n>` then renames it over `path`, so a reader never sees a half-written file.
+    /// Writes the file to `path` atomically and durably: to an exclusively created temporary in the same
+    /// directory (`<path>.tmp-<random>`), fsync'd, then renamed over `path` (a reader never sees a
+    /// half-written file), then the directory fsync'd. `path` must not exist or be a regular file (a replaced
+    /// file keeps its permission bits): a symbolic link, directory, device, FIFO or socket is refused with
+    /// file_error. No temporary is left behind on an error, nor when SIGINT arrives during the write (a
+    /// handler is installed for the write's duration; it removes the temporary and re-raises the signal).
     void write(const std::filesystem::path& path) const {
         const auto order = layout();
         const std::vector<std::byte> header = header_bytes(order);
+#if TCOMP_IO_HAVE_MMAP
+        std::vector<std::span<const std::byte>> chunks;
+        chunks.reserve(order.size() + 1);
+        chunks.emplace_back(header);
+        for (std::size_t i : order) chunks.emplace_back(entries_[i].data);
+        detail::st_write_file(path, chunks);
+#else
         std::filesystem::path tmp = path;
         tmp += detail::st_temp_suffix();
         {
@@ -753,6 +1076,7 @@ public:
             std::filesystem::remove(tmp, ignore);
             detail::throw_error<file_error>("safetensors_writer: ", path.string(), ": rename failed: ", ec.message());
         }
+#endif
     }
 
 private:
@@ -777,23 +1101,31 @@ private:
         return order;
     }
 
+    /// The JSON object is written member by member (the same text as one ordered_json's dump()): inserting
+    /// into an ordered_json looks the key up linearly, which made n tensors cost O(n^2).
     std::vector<std::byte> header_bytes(const std::vector<std::size_t>& order) const {
-        nlohmann::ordered_json header = nlohmann::ordered_json::object();
+        std::string text = "{";
+        auto member = [&](const std::string& key, const nlohmann::ordered_json& value) {
+            if (text.size() > 1) text += ',';
+            text += nlohmann::ordered_json(key).dump();
+            text += ':';
+            text += value.dump();
+        };
         if (!metadata_.empty()) {
             nlohmann::ordered_json meta = nlohmann::ordered_json::object();
             for (const auto& [k, v] : metadata_) meta[k] = v;
-            header["__metadata__"] = std::move(meta);
+            member("__metadata__", meta);
         }
         std::uint64_t offset = 0;
         for (std::size_t i : order) {
             const entry& e = entries_[i];
             const std::uint64_t end = offset + e.data.size();
-            header[e.name] = {{"dtype", std::string(to_string(e.type))},
-                              {"shape", e.shape},
-                              {"data_offsets", {offset, end}}};
+            member(e.name, {{"dtype", std::string(to_string(e.type))},
+                            {"shape", e.shape},
+                            {"data_offsets", {offset, end}}});
             offset = end;
         }
-        std::string text = header.dump();
+        text += '}';
         text.append((8 - text.size() % 8) % 8, ' ');
         std::vector<std::byte> out(8 + text.size());
         detail::store_le(out.data(), static_cast<std::uint64_t>(text.size()));
