@@ -134,7 +134,7 @@ TEST_CASE("descriptor: parse(spell(d)) == d for random valid descriptors", "[des
 }
 
 TEST_CASE("descriptor: options in any order parse to the canonical form", "[descriptor]") {
-    CHECK(spell(parse_descriptor("  a=int8:token   w=g32:int4  ")) == "w=int4:g32 a=int8:token");
+    CHECK(spell(parse_descriptor("  a=int8:token   w=int4:rne:g32  ")) == "w=int4:g32 a=int8:token");
     CHECK(spell(parse_descriptor("w=uint4:g128:asym:rne:minmax:float")) == "w=uint4:asym:g128");
     CHECK(spell(parse_descriptor("w=int8:channel a=int8:static:tensor:pct99.9")) ==
           "w=int8:channel a=int8:tensor:pct99.9:static");

@@ -127,7 +127,7 @@ public:
             }
         gemm(xq.view(), y, bias, threads);
     }
-    std::size_t bytes() const override { return t_.bytes(); }
+    // bytes(): fp32_linear's, the float weights this path streams per call.
     std::size_t stored_bytes() const override { return t_.bytes(); }
     std::string kernel_note() const override {
         return "no SIMD kernel family runs " + spell(t_.desc) +
