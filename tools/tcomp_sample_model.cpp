@@ -1,6 +1,6 @@
 // tcomp_sample_model DIR: writes the small inputs of the tools' CTest checks (tools/CMakeLists.txt) into DIR:
 // sample.safetensors (an MLP-shaped checkpoint: fc1 [32 x 128], fc2 [10 x 32], biases, a norm vector, an I32
-// tensor), good.json (a mixed recipe) and bad.json (a recipe naming an unknown policy). Seeded, so every run
+// tensor), good.json (a mixed recipe), descriptors.json (spelled-out descriptors) and bad.json (a recipe naming an unknown policy). Seeded, so every run
 // writes the same bytes.
 #include <cstdio>
 #include <exception>
@@ -38,6 +38,10 @@ int main(int argc, char** argv) {
         w.write(dir / "sample.safetensors");
         std::ofstream(dir / "good.json") << R"({"default": "w8a8", "layers": [)"
                                             R"({"match": "fc1", "policy": "w4a16"}, {"match": "head", "policy": "fp32"}]})";
+        // Descriptors without SIMD kernels: NF4, 2:4-sparse int4 with shiftable scales, unstructured-sparse FP8.
+        std::ofstream(dir / "descriptors.json") << R"({"default": "nf4", "layers": [)"
+                                                   R"({"match": "fc2", "policy": "w=int4:g32:shift4 s=2:4"},)"
+                                                   R"({"match": "head", "policy": "w=fp8_e4m3:channel s=bitmap"}]})";
         std::ofstream(dir / "bad.json") << R"({"default": "w8a8", "layers": [{"match": "fc?", "policy": "w3a8"}]})";
         std::printf("wrote %s\n", (dir / "sample.safetensors").string().c_str());
         return 0;
