@@ -139,11 +139,14 @@ int main(int argc, char** argv) {
             std::printf("%s%s\n", usage, tcomp::model::detail::known_policy_list().c_str());
             return 0;
         }
-        if (a == "--recipe") {
-            if (i + 1 >= argc) return usage_error("--recipe needs a file name");
-            recipe_path = argv[++i];
-        } else if (a.starts_with("--recipe=")) {
-            recipe_path = std::string(a.substr(9));
+        if (a == "--recipe" || a.starts_with("--recipe=")) {
+            if (!recipe_path.empty()) return usage_error("--recipe given twice (one recipe per run)");
+            if (a == "--recipe") {
+                if (i + 1 >= argc) return usage_error("--recipe needs a file name");
+                recipe_path = argv[++i];
+            } else {
+                recipe_path = std::string(a.substr(9));
+            }
         } else if (a == "--verify") {
             verify = true;
         } else if (a.starts_with("-")) {

@@ -22,6 +22,7 @@
 // alias of a descriptor. A reader checks everything before use and names the tensor in each error.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -627,6 +628,33 @@ private:
         if (l.scale_bits > 0 && l.scale_bits < 8) in_range(compressed_suffix::scales, l.scale_bits);
         if (act_zero_bits > 0 && act_zero_bits < 8) in_range(compressed_suffix::act_zeros, act_zero_bits);
         if (act_bits > 0 && act_bits < 8) in_range(compressed_suffix::act_scales, act_bits);
+        // Scale values: a NaN, infinite, negative or zero float scale would make every output of the layer
+        // garbage (or an error blaming the next layer); an E8M0 entry 0xFF is the format's NaN. Zero is allowed
+        // only for sign-grid formats (binary), whose all-zero groups keep S = 0.
+        auto scales_ok = [&](std::string_view suffix, bool allow_zero) {
+            const tensor_view& t = file_.tensor(tensor + std::string(suffix));
+            const std::vector<float> v = to_float(t);
+            for (std::size_t i = 0; i < v.size(); ++i)
+                if (!std::isfinite(v[i]) || v[i] < 0.0f || (v[i] == 0.0f && !allow_zero))
+                    fail("tensor ", t.name, ": element ", i, " is ", v[i], "; scales must be finite and ",
+                         allow_zero ? "non-negative" : "positive");
+        };
+        auto e8m0_ok = [&](std::string_view suffix) {
+            const tensor_view& t = file_.tensor(tensor + std::string(suffix));
+            for (std::size_t i = 0; i < t.data.size(); ++i)
+                if (std::to_integer<unsigned>(t.data[i]) == 0xFFu)
+                    fail("tensor ", t.name, ": element ", i, " is 0xFF, the NaN of E8M0 scales");
+        };
+        const bool sign_grid = format_info_for(desc->weights.format).sign_grid;
+        if (l.scale_bits == 32) scales_ok(compressed_suffix::scales, sign_grid);
+        if (desc->weights.scale == scale_kind::e8m0) e8m0_ok(compressed_suffix::scales);
+        if (l.has_tensor_scale) scales_ok(compressed_suffix::tensor_scale, false);
+        if (act) {
+            const bool act_sign_grid = format_info_for(desc->activations->format).sign_grid;
+            if (act_bits == 32) scales_ok(compressed_suffix::act_scales, act_sign_grid);
+            if (desc->activations->scale == scale_kind::e8m0) e8m0_ok(compressed_suffix::act_scales);
+            if (act_two_level) scales_ok(compressed_suffix::act_tensor_scale, false);
+        }
         layers_.emplace(tensor, std::move(info));
     }
 

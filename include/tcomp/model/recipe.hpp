@@ -18,19 +18,21 @@
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
+#include <cstdint>
+#include <system_error>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <optional>
 #include <span>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "tcomp/core/error.hpp"
+#include "tcomp/io/safetensors.hpp"
 #include "tcomp/model/llama_config.hpp"
 #include "tcomp/model/policy_registry.hpp"
 
@@ -118,22 +120,40 @@ public:
         return r;
     }
 
+    /// Strict JSON: a duplicate key at any level is an error (plain JSON parsers keep the last one silently).
     static recipe parse(std::string_view text, std::string_view origin = "recipe") {
         nlohmann::json j;
         try {
-            j = nlohmann::json::parse(text);
+            j = tcomp::detail::st_parse_json(text, std::string(origin));
         } catch (const nlohmann::json::exception& e) {
             tcomp::detail::throw_error<error>(origin, ": not valid JSON: ", e.what());
         }
         return from_json(j, origin);
     }
 
+    /// Recipes larger than this are refused unread (a recipe is a few kilobytes; /dev/zero is not one).
+    static constexpr std::uintmax_t max_file_bytes = std::uintmax_t{16} << 20;
+
+    /// Reads a regular file only: the type is checked before opening (a FIFO would block the open), and the size
+    /// is capped at max_file_bytes.
     static recipe from_file(const std::filesystem::path& path) {
+        const std::string where = "recipe " + path.string();
+        std::error_code ec;
+        const auto status = std::filesystem::status(path, ec);
+        if (ec || !std::filesystem::exists(status)) tcomp::detail::throw_error<error>(where, ": cannot open (no such file)");
+        if (!std::filesystem::is_regular_file(status))
+            tcomp::detail::throw_error<error>(where, ": not a regular file (a directory, FIFO, device or socket)");
+        const std::uintmax_t size = std::filesystem::file_size(path, ec);
+        if (ec) tcomp::detail::throw_error<error>(where, ": cannot read its size");
+        if (size > max_file_bytes)
+            tcomp::detail::throw_error<error>(where, ": ", size, " bytes, more than the ", max_file_bytes,
+                                              "-byte limit of a recipe");
         std::ifstream in(path, std::ios::binary);
-        if (!in) tcomp::detail::throw_error<error>("recipe ", path.string(), ": cannot open");
-        std::ostringstream text;
-        text << in.rdbuf();
-        return parse(text.str(), "recipe " + path.string());
+        if (!in) tcomp::detail::throw_error<error>(where, ": cannot open");
+        std::string text(static_cast<std::size_t>(size), '\0');
+        in.read(text.data(), static_cast<std::streamsize>(size));
+        if (static_cast<std::uintmax_t>(in.gcount()) != size) tcomp::detail::throw_error<error>(where, ": short read");
+        return parse(text, where);
     }
 
     nlohmann::json to_json() const {

@@ -77,6 +77,11 @@ inline cell_choice ideal_for_range(const format_info& f, const quantizer_desc& q
     } else if (q.has_zero_point()) {
         const float range = std::max(hi, 0.0f) - std::min(lo, 0.0f);
         out.ideal = static_cast<double>(range / static_cast<float>(f.code_max - f.code_min));
+        // Finite data near +-FLT_MAX: the float range overflows to Inf; in double it does not, and the scale
+        // (range / levels) is a finite float again. Only then: every other range keeps the float arithmetic.
+        if (!std::isfinite(range))
+            out.ideal = (static_cast<double>(std::max(hi, 0.0f)) - static_cast<double>(std::min(lo, 0.0f))) /
+                        static_cast<double>(f.code_max - f.code_min);
         out.amax = std::max(std::fabs(lo), std::fabs(hi));
     } else {
         const bool is_signed = f.integer_grid() ? f.is_signed : true;
