@@ -35,11 +35,11 @@ int main(int argc, char** argv) {
         "w=ternary:channel:mse8", "w1a1", "w=q1.6:g16:e8m0"};
     std::mt19937 gen(1);
     std::normal_distribution<float> normal;
-    tcomp::dense_matrix<float> w(4, 64), x(3, 64);
+    tcomp::dense_matrix<float> w(4, 128), x(3, 128);
     for (tcomp::index_t r = 0; r < 4; ++r)
-        for (tcomp::index_t c = 0; c < 64; ++c) w(r, c) = normal(gen);
+        for (tcomp::index_t c = 0; c < 128; ++c) w(r, c) = normal(gen);
     for (tcomp::index_t r = 0; r < 3; ++r)
-        for (tcomp::index_t c = 0; c < 64; ++c) x(r, c) = normal(gen);
+        for (tcomp::index_t c = 0; c < 128; ++c) x(r, c) = normal(gen);
     int n = 0;
     for (const std::string& p : policies) {
         io::compressed_model_writer writer;
@@ -60,8 +60,8 @@ int main(int argc, char** argv) {
         st.set_metadata("tcomp.format", "tcomp-compressed");
         st.set_metadata("tcomp.format_version", "1");
         st.set_metadata("tcomp.policy.fc.weight", "w8a16");
-        st.set_metadata("tcomp.shape.fc.weight", "[4, 64]");
-        st.add("fc.weight.codes", io::dtype::u8, {4, 64}, std::as_bytes(std::span(t.storage.codes)));
+        st.set_metadata("tcomp.shape.fc.weight", "[4, 128]");
+        st.add("fc.weight.codes", io::dtype::u8, {4, 128}, std::as_bytes(std::span(t.storage.codes)));
         std::vector<float> scales(4, 0.01f);
         st.add_f32("fc.weight.scales", {4, 1}, scales);
         const auto bytes = st.to_bytes();
