@@ -5,7 +5,8 @@
 // the kernels' packing, or 4 bytes per weight on the reference path). The gap is the work still to do: the
 // reference path streams FP32 weights, so it is no faster than FP32, whatever the format saves on disk.
 //
-//   N = K = 2048 (16 MiB of FP32 weights, beyond L2), M = 1 (decode) and 16; TCOMP_BENCH_QUICK=1: N = K = 256.
+//   N = K = 2048 (16 MiB of FP32 weights: beyond L2, but hot, one copy reused, so it may sit in a large L3),
+//   M = 1 (decode) and 16, 2 threads; TCOMP_BENCH_QUICK=1: N = K = 256.
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
