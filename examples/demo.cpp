@@ -179,8 +179,8 @@ struct result {
 std::size_t stored_bytes(const model::linear& l) {
     const index_t n = l.out_features(), k = l.in_features();
     std::size_t b = l.bias().size() * sizeof(float);
-    if (l.policy() == "fp32") return b + static_cast<std::size_t>(n * k) * sizeof(float);
-    const packed_layout p = tcomp::detail::cm_expected_layout(l.policy(), n, k, l.name.c_str());
+    if (!l.desc()) return b + static_cast<std::size_t>(n * k) * sizeof(float);
+    const packed_layout p = expected_layout(*l.desc(), n, k, l.name.c_str());
     if (!p.fixed_row_length())
         tcomp::detail::throw_error<error>("demo: ", l.name, " (", l.policy(), "): rows of varying length have no file form");
     const auto cells = static_cast<std::size_t>(p.scale_count());

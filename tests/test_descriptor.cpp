@@ -33,7 +33,9 @@ void check_described(const std::string& spelling) {
     const descriptor d = describe<P>();
     CHECK(spell(d) == spelling);
     CHECK(parse_descriptor(spelling) == d);
-    // The engine behind compress(descriptor) and compress<P> give the same bytes.
+    // compress<P> takes its format row from the type (format_info_of<F>), compress(d) from the descriptor's
+    // format_kind (format_table.hpp): equal bytes check that describe<P> and the table name the same format
+    // and options (a wrong mapping, e.g. e4m3 -> e5m2 or a dropped observer, changes the codes).
     const auto w = gaussian(8, 128, 17);
     quantize_options o;
     o.seed = 3;

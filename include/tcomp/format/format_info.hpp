@@ -29,7 +29,7 @@ struct format_info {
     bool integer_grid() const { return family == format_family::integer_grid; }
     /// What one stored integer step is worth at scale 1 (1 for floating formats): detail::format_unit<F>().
     float unit() const { return integer_grid() ? step : 1.0f; }
-    /// The largest code magnitude symmetric scaling maps amax to: detail::code_range_max<Q>().
+    /// The largest magnitude symmetric scaling maps amax to: code_max for integer grids, max_value otherwise.
     float range_max() const { return integer_grid() ? static_cast<float>(code_max) : max_value; }
 };
 

@@ -45,7 +45,9 @@ struct linear_impl {
     virtual std::size_t bytes() const = 0;
     /// "" or why the SIMD kernels do not cover this layer (it then runs on the scalar oracle).
     virtual std::string kernel_note() const { return {}; }
-    /// Bytes a compressed file holds for the weights (codes, scales, zero points, metadata; 4 N K for fp32).
+    /// Bytes of the weights in the canonical packed form (compressed_tensor::bytes: codes, scales, zero points,
+    /// metadata; 4 N K for fp32). A file stores sub-byte scale entries and zero points one byte each, so its
+    /// tensors can be slightly larger (the demo's "stored MB" counts the file form).
     virtual std::size_t stored_bytes() const { return bytes(); }
     /// The compressed weights in canonical form, when the body keeps them.
     virtual const compressed_tensor* tensor() const { return nullptr; }
@@ -258,7 +260,7 @@ public:
     /// "" when a SIMD kernel runs this layer, else why the scalar oracle or the reference path does (same
     /// weights, same format).
     std::string kernel_note() const { return impl_ ? impl_->kernel_note() : std::string{}; }
-    /// Bytes a compressed file holds for the weights (4 N K for fp32), plus the float bias.
+    /// Bytes of the weights in the canonical packed form (see linear_impl::stored_bytes), plus the float bias.
     std::size_t stored_bytes() const { return (impl_ ? impl_->stored_bytes() : 0) + bias_.size() * sizeof(float); }
     std::span<const float> bias() const { return bias_; }
 

@@ -27,6 +27,7 @@ struct percentile {
     static_assert(PartsPerMillion > 0 && PartsPerMillion <= 1000000,
                   "percentile<PPM>: the quantile must be in (0, 1000000] parts per million");
     using option_category = observer_category;
+    static constexpr int parts_per_million = PartsPerMillion;
     static constexpr double fraction = PartsPerMillion / 1e6;
 };
 
@@ -69,22 +70,8 @@ struct is_mse_search : std::false_type {};
 template <int S>
 struct is_mse_search<mse_clip_search<S>> : std::true_type {};
 
-/// The range an observer (other than the search) picks for one group.
-template <class Observer>
-std::pair<float, float> observe_range(std::span<const float> values, bool symmetric) {
-    if constexpr (is_percentile<Observer>::value) {
-        if (symmetric) {
-            std::vector<float> magnitudes(values.size());
-            std::transform(values.begin(), values.end(), magnitudes.begin(), [](float v) { return std::fabs(v); });
-            const float a = quantile(std::move(magnitudes), Observer::fraction);
-            return {-a, a};
-        }
-        std::vector<float> copy(values.begin(), values.end());
-        return {quantile(copy, 1.0 - Observer::fraction), quantile(copy, Observer::fraction)};
-    } else {
-        return min_max_range(values);  // min_max, and the starting range of mse_clip_search
-    }
-}
+// The range each observer picks for a group: detail::observe_range(quantizer_desc, values) in
+// scale_selection.hpp, the one implementation for typed quantizers and descriptors alike.
 
 }  // namespace detail
 }  // namespace tcomp

@@ -51,8 +51,13 @@ inline const policy_alias* find_policy_alias(std::string_view name) {
 
 /// The alias whose descriptor is d, or "" (for display: "w8a8 (w=int8:channel a=int8:token)").
 inline std::string_view alias_of(const descriptor& d) {
-    for (const policy_alias& a : policy_aliases)
-        if (parse_descriptor(a.spelling) == d) return a.name;
+    static const auto parsed = [] {  // the table, parsed once
+        std::array<descriptor, policy_aliases.size()> out;
+        for (std::size_t i = 0; i < out.size(); ++i) out[i] = parse_descriptor(policy_aliases[i].spelling);
+        return out;
+    }();
+    for (std::size_t i = 0; i < parsed.size(); ++i)
+        if (parsed[i] == d) return policy_aliases[i].name;
     return {};
 }
 

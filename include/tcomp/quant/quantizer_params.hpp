@@ -10,27 +10,6 @@
 
 namespace tcomp::detail {
 
-template <class S>
-struct two_level_bits : std::integral_constant<int, 0> {};
-template <int B>
-struct two_level_bits<multi_level_scale<B>> : std::integral_constant<int, B> {};
-template <int B>
-struct two_level_bits<shiftable_scale<B>> : std::integral_constant<int, B> {};
-
-template <class O>
-struct percentile_ppm : std::integral_constant<int, 0> {};
-template <int P>
-struct percentile_ppm<percentile<P>> : std::integral_constant<int, P> {};
-
-template <class S>
-struct is_multi_level : std::false_type {};
-template <int B>
-struct is_multi_level<multi_level_scale<B>> : std::true_type {};
-template <class S>
-struct is_shiftable : std::false_type {};
-template <int B>
-struct is_shiftable<shiftable_scale<B>> : std::true_type {};
-
 /// Everything of Q but its format: what the quantization engine needs besides the format's row.
 template <class Q>
 constexpr quantizer_desc quantizer_params() {
@@ -47,10 +26,10 @@ constexpr quantizer_desc quantizer_params() {
     else if constexpr (std::is_same_v<S, pow2_scale>) q.scale = scale_kind::pow2;
     else if constexpr (std::is_same_v<S, e8m0_scale>) q.scale = scale_kind::e8m0;
     else if constexpr (std::is_same_v<S, unit_scale>) q.scale = scale_kind::unit;
-    else if constexpr (is_multi_level<S>::value) q.scale = scale_kind::multi_level, q.shift_bits = two_level_bits<S>::value;
-    else q.scale = scale_kind::shiftable, q.shift_bits = two_level_bits<S>::value;
+    else  // the two-level kinds: the shift width is their entry width, a power-of-two tensor scale = shiftable
+        q.scale = S::power_of_two ? scale_kind::shiftable : scale_kind::multi_level, q.shift_bits = S::storage_bits;
     q.rounding = Q::rounding::is_stochastic ? rounding_kind::stochastic : rounding_kind::nearest_even;
-    if constexpr (is_percentile<O>::value) q.observer = observer_kind::percentile, q.observer_param = percentile_ppm<O>::value;
+    if constexpr (is_percentile<O>::value) q.observer = observer_kind::percentile, q.observer_param = O::parts_per_million;
     else if constexpr (is_mse_search<O>::value) q.observer = observer_kind::mse, q.observer_param = O::steps;
     q.calibrated = !Q::activation_mode::is_dynamic;
     return q;
