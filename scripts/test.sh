@@ -4,11 +4,13 @@
 #   deps      install missing Debian packages (scripts/deps.sh)
 #   demo      the README's first command as a new user runs it: ./scripts/demo.sh --quick (release
 #             preset, build/release); a demo that does not build or run fails CI
-#   dev       configure + build the `dev` preset, ctest (unit, header check,
-#             compile-fail, demo, CUDA: skipped without a GPU)
-#   bench     smoke-run every benchmark (--benchmark_min_time=0.01, TCOMP_BENCH_QUICK=1: small
-#             shapes; the full suites run from bench/run_cpu_suite.sh)
-#   asan      `asan` preset (ASan + UBSan, Debug): build + ctest
+#   dev       configure + build the `dev` preset with GCC, ctest (unit, tools, compile-fail, CUDA: skipped
+#             without a GPU). Not built here, each done once elsewhere: the demo (stage demo), the
+#             benchmarks (stage bench) and the header self-containment check (stage asan, with Clang)
+#   bench     build the benchmarks in build/release and smoke-run every one (--benchmark_min_time=0.01,
+#             TCOMP_BENCH_QUICK=1: small shapes; the full suites run from bench/run_cpu_suite.sh)
+#   asan      `asan` preset: Clang 14 (the second compiler), ASan + UBSan, Debug: build (tests, tools,
+#             header check) + ctest
 #   fuzz      libFuzzer + ASan + UBSan with clang++-14 (build/fuzz): build tests/fuzz, run
 #             fuzz_safetensors for TCOMP_FUZZ_SECONDS (default 60) s, fuzz_compressed for half and
 #             fuzz_descriptor for a quarter of that; any crash fails the stage
@@ -94,14 +96,15 @@ end "$(grep '^total ' "$tmp_root/demo.log")"
 # ---------------------------------------------------------------- dev
 begin dev "configure, build and test the 'dev' preset (build/dev)"
 tcomp_pick_generator build/dev
-cmake --preset dev
+cmake --preset dev -DTCOMP_BUILD_EXAMPLES=OFF -DTCOMP_BUILD_BENCH=OFF -DTCOMP_HEADER_CHECK=OFF
 cmake --build --preset dev --parallel "$JOBS"
 ctest --preset dev --output-on-failure -j"$JOBS" 2>&1 | tee "$tmp_root/ctest-dev.log"
 end "$(ctest_line "$tmp_root/ctest-dev.log")"
 
 # ---------------------------------------------------------------- bench
-begin bench "smoke-run every benchmark (--benchmark_min_time=0.01)"
-bench_list=build/dev/bench/benchmarks.txt
+begin bench "build the benchmarks (build/release) and smoke-run every one (--benchmark_min_time=0.01)"
+cmake --build --preset release --parallel "$JOBS" --target tcomp_benchmarks
+bench_list=build/release/bench/benchmarks.txt
 n_bench=0
 if [ -s "$bench_list" ]; then
   while IFS= read -r exe; do
@@ -119,6 +122,17 @@ if [ -s "$bench_list" ]; then
   done <"$bench_list"
 fi
 [ "$n_bench" -gt 0 ] || echo "  (no benchmarks built)"
+if [ -x build/release/bench/bench_cuda_gemm ]; then  # compiled on every run; measures only where a GPU is
+  set +e
+  build/release/bench/bench_cuda_gemm --quick >"$tmp_root/bench_cuda_gemm.log" 2>&1
+  rc=$?
+  set -e
+  case "$rc" in
+    0) echo "  ok  bench_cuda_gemm --quick" ;;
+    77) echo "  skipped  bench_cuda_gemm --quick (no GPU)" ;;
+    *) tail -n 40 "$tmp_root/bench_cuda_gemm.log" >&2; echo "test.sh: bench_cuda_gemm failed" >&2; exit 1 ;;
+  esac
+fi
 end "$n_bench benchmarks ran"
 
 # ---------------------------------------------------------------- asan

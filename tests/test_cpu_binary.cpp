@@ -38,14 +38,6 @@ dense_matrix<float> test_matrix(index_t rows, index_t cols, std::uint32_t seed, 
     return m;
 }
 
-std::vector<float> random_bias(index_t n, std::uint32_t seed) {
-    std::mt19937 gen(seed);
-    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-    std::vector<float> b(static_cast<std::size_t>(n));
-    for (auto& v : b) v = dist(gen);
-    return b;
-}
-
 /// First position where a and b differ bitwise, or "".
 std::string first_difference(const dense_matrix<float>& a, const dense_matrix<float>& b) {
     for (index_t r = 0; r < a.rows(); ++r)
@@ -131,7 +123,7 @@ TEST_CASE("binary kernel matches the oracle bit for bit on every path", "[cpu_bi
             // A copy must work on its own buffers.
             const cpu::binary_storage copy = packed;
             REQUIRE(copy.desc.bits == copy.bits.data());
-            const auto bias = random_bias(n, seed + 1);
+            const auto bias = tcomp_test::uniform_vector(n, seed + 1, 1.0f);
             for (int rep = 0; rep < 2; ++rep) {
                 const index_t m = ms[mi++ % std::size(ms)];
                 const auto x = test_matrix(m, k, seed + 2 + static_cast<std::uint32_t>(m), m > 1 ? m / 2 : m);
@@ -164,7 +156,7 @@ TEST_CASE("binary kernel through the front door, 1 and 2 threads", "[cpu_binary]
     const auto packed = cpu::pack(compressed);
     REQUIRE(packed.family() == cpu::kernel_family::binary);
     const auto x = test_matrix(m, k, 42, 3);
-    const auto bias = random_bias(n, 43);
+    const auto bias = tcomp_test::uniform_vector(n, 43, 1.0f);
     dense_matrix<float> expected(m, n);
     reference::matmul(x.view(), compressed, expected.view(), bias);
     for (auto p : cpu::available_paths())
@@ -188,7 +180,7 @@ TEST_CASE("binary kernel: per_tensor and pow2 scales, calibrated activations", "
     cpu::binary_storage packed;
     REQUIRE(cpu::pack_binary(compressed.weights().view(), packed).empty());
     const auto x = test_matrix(m, k, 9, 2);
-    const auto bias = random_bias(n, 10);
+    const auto bias = tcomp_test::uniform_vector(n, 10, 1.0f);
     dense_matrix<float> expected(m, n);
     reference::matmul(x.view(), compressed, expected.view(), bias);
     std::vector<std::uint64_t> bits;

@@ -24,13 +24,6 @@ namespace {
 using namespace tcomp;
 using tcomp_test::gaussian;
 
-std::vector<cpu::isa_path> simd_paths() {
-    std::vector<cpu::isa_path> out;
-    for (auto p : cpu::available_paths())
-        if (p != cpu::isa_path::reference) out.push_back(p);
-    return out;
-}
-
 dense_matrix<float> with_outliers(index_t rows, index_t cols, std::uint32_t seed) {
     auto m = gaussian(rows, cols, seed);
     std::mt19937 gen(seed + 7);
@@ -41,14 +34,6 @@ dense_matrix<float> with_outliers(index_t rows, index_t cols, std::uint32_t seed
     }
     if (rows > 2) std::fill(&m(1, 0), &m(1, 0) + cols, 0.0f);  // an all-zero row
     return m;
-}
-
-std::vector<float> random_bias(index_t n, std::uint32_t seed) {
-    std::mt19937 gen(seed);
-    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-    std::vector<float> b(static_cast<std::size_t>(n));
-    for (auto& v : b) v = dist(gen);
-    return b;
 }
 
 bool bit_equal(const dense_matrix<float>& a, const dense_matrix<float>& b, std::string& where) {
@@ -79,12 +64,12 @@ void check_policy(const std::vector<index_t>& ks, std::uint32_t seed) {
             INFO("unsupported reason: " << packed.unsupported_reason());
             for (index_t m : ms) {
                 const auto x = with_outliers(m, k, seed + static_cast<std::uint32_t>(m * 7 + k));
-                const auto bias = random_bias(n, seed + static_cast<std::uint32_t>(n));
+                const auto bias = tcomp_test::uniform_vector(n, seed + static_cast<std::uint32_t>(n), 1.0f);
                 const bool use_bias = ((m + n + k) % 2) == 0;
                 const std::span<const float> b = use_bias ? std::span<const float>(bias) : std::span<const float>();
                 dense_matrix<float> expected(m, n);
                 reference::matmul(x.view(), compressed, expected.view(), b);
-                for (auto path : simd_paths()) {
+                for (auto path : tcomp_test::simd_paths()) {
                     cpu::scoped_path force(path);
                     REQUIRE(cpu::uses_simd(packed));
                     for (int threads : {1, 2, 3}) {
@@ -191,10 +176,10 @@ TEST_CASE("cpu int_dot: shift epilogue with 64-bit sums (group scales spanning 2
         CHECK_FALSE(packed.int_dot().desc.shift_fits_int32);
         for (index_t m : {1, 3, 9, 17}) {
             const auto x = with_outliers(m, k, 695 + static_cast<std::uint32_t>(m));
-            const auto bias = random_bias(n, 699);
+            const auto bias = tcomp_test::uniform_vector(n, 699, 1.0f);
             dense_matrix<float> expected(m, n);
             reference::matmul(x.view(), compressed, expected.view(), bias);
-            for (auto path : simd_paths()) {
+            for (auto path : tcomp_test::simd_paths()) {
                 cpu::scoped_path force(path);
                 for (int threads : {1, 2}) {
                     dense_matrix<float> y(m, n);
@@ -252,7 +237,7 @@ TEST_CASE("shift epilogue: exact integer sum, one rounding, all-zero groups igno
     CHECK(y(0, 0) == expected);
     // The same value through the SIMD paths.
     const auto packed = cpu::pack(cw);
-    for (auto path : simd_paths()) {
+    for (auto path : tcomp_test::simd_paths()) {
         cpu::scoped_path force(path);
         dense_matrix<float> ys(1, 1);
         matmul(x.view(), packed, ys.view());
@@ -272,12 +257,12 @@ TEST_CASE("cpu int_dot: a larger random shape on every path and thread count", "
     const index_t m = 37, n = 203, k = 384;
     const auto w = with_outliers(n, k, 700);
     const auto x = with_outliers(m, k, 701);
-    const auto bias = random_bias(n, 702);
+    const auto bias = tcomp_test::uniform_vector(n, 702, 1.0f);
     const auto compressed = compress<presets::w4a8>(w.view());
     const auto packed = cpu::pack(compressed);
     dense_matrix<float> expected(m, n);
     reference::matmul(x.view(), compressed, expected.view(), bias);
-    for (auto path : simd_paths()) {
+    for (auto path : tcomp_test::simd_paths()) {
         cpu::scoped_path force(path);
         for (int threads : {1, 2, 4}) {
             const auto y = matmul(x.view(), packed, bias, {.threads = threads});
@@ -410,7 +395,7 @@ TEST_CASE("cpu front door: weight-only (fp32 and bf16 activations) and W1A1 thro
     const index_t m = 5, n = 37, k = 256;
     const auto w = gaussian(n, k, 950);
     const auto x = gaussian(m, k, 951);
-    const auto bias = random_bias(n, 952);
+    const auto bias = tcomp_test::uniform_vector(n, 952, 1.0f);
     {
         const auto compressed = compress<presets::w4a16>(w.view());
         const auto packed = cpu::pack(compressed);
@@ -430,7 +415,7 @@ TEST_CASE("cpu front door: weight-only (fp32 and bf16 activations) and W1A1 thro
             }
         dense_matrix<float> expected_bf16(m, n);
         reference::matmul(xw.view(), compressed, expected_bf16.view(), bias);
-        for (auto path : simd_paths()) {
+        for (auto path : tcomp_test::simd_paths()) {
             cpu::scoped_path force(path);
             REQUIRE(cpu::uses_simd(packed));
             const auto y = matmul(x.view(), packed, bias, {.threads = 2});
@@ -450,7 +435,7 @@ TEST_CASE("cpu front door: weight-only (fp32 and bf16 activations) and W1A1 thro
         REQUIRE(packed.family() == cpu::kernel_family::binary);
         dense_matrix<float> expected(m, n);
         reference::matmul(x.view(), compressed, expected.view(), bias);
-        for (auto path : simd_paths()) {
+        for (auto path : tcomp_test::simd_paths()) {
             cpu::scoped_path force(path);
             const auto y = matmul(x.view(), packed, bias, {.threads = 2});
             std::string where;

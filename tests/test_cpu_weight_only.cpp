@@ -56,21 +56,6 @@ float from_bf16(std::uint16_t v) {
     return f;
 }
 
-std::vector<float> random_bias(index_t n, std::uint32_t seed) {
-    std::mt19937 gen(seed);
-    std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
-    std::vector<float> b(static_cast<std::size_t>(n));
-    for (auto& v : b) v = dist(gen);
-    return b;
-}
-
-std::vector<cpu::isa_path> simd_paths() {
-    std::vector<cpu::isa_path> out;
-    for (auto p : cpu::available_paths())
-        if (p != cpu::isa_path::reference) out.push_back(p);
-    return out;
-}
-
 constexpr float y_sentinel = -12345.5f;
 
 /// One activation set: X (fp32 with row stride k + 3, or its bf16 rounding), the oracle's result and the
@@ -129,7 +114,7 @@ void check_policy(const char* name, std::uint32_t seed) {
     const index_t ms[] = {1, 2, 3, 7, 16, 33};
     const index_t ns[] = {1, 15, 16, 17, 50};
     const index_t ks[] = {1, 7, 64, 130, 256, 384};
-    const auto paths = simd_paths();
+    const auto paths = tcomp_test::simd_paths();
     int pair = 0;
     for (index_t k : ks) {
         if (group > 0 && k % group != 0) continue;
@@ -154,7 +139,7 @@ void check_policy(const char* name, std::uint32_t seed) {
                             d.xb[at] = to_bf16(x32(i, j));
                             d.x[at] = d.bf16 ? from_bf16(d.xb[at]) : x32(i, j);
                         }
-                    if ((pair + act) % 2 == 0) d.bias = random_bias(n, seed + static_cast<std::uint32_t>(pair));
+                    if ((pair + act) % 2 == 0) d.bias = tcomp_test::uniform_vector(n, seed + static_cast<std::uint32_t>(pair), 2.0f);
                     d.y_ref = dense_matrix<float>(m, n);
                     const matrix_view<const float> xv(d.x.data(), m, k, d.x_stride);
                     reference::matmul(xv, cw, d.y_ref.view(), d.bias);
@@ -186,7 +171,7 @@ void check_policy(const char* name, std::uint32_t seed) {
 }  // namespace
 
 TEST_CASE("weight-only kernels match the oracle on every path", "[cpu_weight_only]") {
-    if (simd_paths().empty()) {
+    if (tcomp_test::simd_paths().empty()) {
         WARN("no SIMD path compiled in or supported here: nothing to test");
         return;
     }

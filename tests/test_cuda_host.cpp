@@ -39,7 +39,7 @@ void check_round_trip(index_t n, index_t k, std::uint32_t seed) {
 }
 
 // Host models of the device conversions in kernel/cuda/mma.cuh, written from their definition.
-std::int8_t signed_nibble(unsigned v) { return static_cast<std::int8_t>(static_cast<int>(v & 0xFu ^ 8u) - 8); }
+std::int8_t signed_nibble(unsigned v) { return static_cast<std::int8_t>(static_cast<int>((v & 0xFu) ^ 8u) - 8); }
 
 }  // namespace
 

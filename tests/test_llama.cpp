@@ -174,8 +174,8 @@ dmat reference_logits(const llama_config& c, const tensor_map& w, const std::vec
             for (std::size_t t = 0; t < T; ++t) {
                 std::vector<double> pr(ne);
                 const double mx = *std::max_element(r[t].begin(), r[t].end());
-                double sum = 0;
-                for (std::size_t e = 0; e < ne; ++e) sum += pr[e] = std::exp(r[t][e] - mx);
+                // unnormalised softmax: the top-k weights are renormalised by their own sum below
+                for (std::size_t e = 0; e < ne; ++e) pr[e] = std::exp(r[t][e] - mx);
                 std::vector<std::size_t> order(ne);
                 std::iota(order.begin(), order.end(), 0);
                 std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return pr[a] > pr[b]; });

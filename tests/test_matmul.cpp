@@ -32,23 +32,9 @@ using namespace tcomp;
 
 using tcomp_test::gaussian;
 
-std::vector<float> random_bias(index_t n, std::uint32_t seed) {
-    std::mt19937 gen(seed);
-    std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
-    std::vector<float> b(static_cast<std::size_t>(n));
-    for (auto& v : b) v = dist(gen);
-    return b;
-}
-
-std::uint32_t bits_of(float f) {
-    std::uint32_t u = 0;
-    std::memcpy(&u, &f, sizeof u);
-    return u;
-}
-
 /// Every element of a compressed matrix, read through compressed_view's public API and dequantized here
 /// (scale * (integer - zero) for integer grids, scale * decode(code) for floating formats).
-struct decoded {
+struct decoded_matrix {
     index_t rows = 0, cols = 0;
     std::vector<std::uint8_t> kept;
     std::vector<int> centered;  // integer - zero point (integer grids)
@@ -59,9 +45,9 @@ struct decoded {
 };
 
 template <class Q, class S>
-decoded decode_all(const compressed_view<Q, S>& v) {
+decoded_matrix decode_all(const compressed_view<Q, S>& v) {
     using F = typename Q::format;
-    decoded d;
+    decoded_matrix d;
     d.rows = v.rows(), d.cols = v.cols();
     const auto n = static_cast<std::size_t>(d.rows * d.cols);
     d.kept.assign(n, 0), d.centered.assign(n, 0), d.scale.assign(n, 0.0f), d.value.assign(n, 0.0f);
@@ -91,12 +77,12 @@ void check_float_path(index_t m_rows, index_t n_rows, index_t k_cols, std::uint3
     INFO("float path " << m_rows << "x" << k_cols << " * (" << n_rows << "x" << k_cols << ")^T, bias " << with_bias);
     const auto x = gaussian(m_rows, k_cols, seed);
     const auto wf = gaussian(n_rows, k_cols, seed + 1000, 0.5f);
-    const auto bias = with_bias ? random_bias(n_rows, seed + 2000) : std::vector<float>{};
+    const auto bias = with_bias ? tcomp_test::uniform_vector(n_rows, seed + 2000, 2.0f) : std::vector<float>{};
     const auto w = compress<P>(wf.view());
     const auto y = matmul(x.view(), w, span_of(bias));
     REQUIRE(y.rows() == m_rows);
     REQUIRE(y.cols() == n_rows);
-    const decoded wd = decode_all(w.weights().view());
+    const decoded_matrix wd = decode_all(w.weights().view());
     // The view-API decoding agrees with dequantize().
     const auto dq = dequantize(w.weights());
     int decode_mismatch = 0;
@@ -143,8 +129,8 @@ void check_quantized(const dense_matrix<float>& x, const compressed_weights<P>& 
     const scale_table* fixed = nullptr;
     if constexpr (compressed_weights<P>::calibrated_activations()) fixed = &w.activation_scales();
     const auto xq = quantize<AQ>(x.view(), options, fixed);
-    const decoded xd = decode_all(xq.view());
-    const decoded wd = decode_all(w.weights().view());
+    const decoded_matrix xd = decode_all(xq.view());
+    const decoded_matrix wd = decode_all(w.weights().view());
     const index_t gx = xq.view().packed().layout.group_size, gw = w.weights().view().packed().layout.group_size;
     REQUIRE(gx > 0);
     REQUIRE(gw > 0);
@@ -181,7 +167,7 @@ void check_quantized(const dense_matrix<float>& x, const compressed_weights<P>& 
             bad_tol += !(err <= 1e-5 * mag + 1e-30);
             nonzero += y(m, n) != 0.0f;
             if constexpr (integer_path) {
-                if (bits_of(out) != bits_of(y(m, n))) {
+                if (tcomp_test::bits_of(out) != tcomp_test::bits_of(y(m, n))) {
                     if (bad_bits == 0)
                         first_bits = "(" + std::to_string(m) + ", " + std::to_string(n) + "): kernel " +
                                      std::to_string(y(m, n)) + ", recomputed " + std::to_string(out);
@@ -199,7 +185,7 @@ template <class P>
 void check_quantized_random(index_t m_rows, index_t n_rows, index_t k_cols, std::uint32_t seed, bool with_bias) {
     const auto x = gaussian(m_rows, k_cols, seed);
     const auto wf = gaussian(n_rows, k_cols, seed + 1000, 0.5f);
-    const auto bias = with_bias ? random_bias(n_rows, seed + 2000) : std::vector<float>{};
+    const auto bias = with_bias ? tcomp_test::uniform_vector(n_rows, seed + 2000, 2.0f) : std::vector<float>{};
     check_quantized(x, compress<P>(wf.view()), bias);
 }
 
@@ -252,7 +238,7 @@ TEST_CASE("matmul: asymmetric activations, mixed group sizes, asymmetric sparse 
     const auto w = compress<w4_uint8_asym_acts>(wf.view());
     const auto xq = quantize<presets::uint8_per_token_asymmetric>(x.view());
     CHECK(xq.view().zero_point(0, 0) == 0);  // min 0 -> z = 0
-    check_quantized(x, w, random_bias(4, 26));
+    check_quantized(x, w, tcomp_test::uniform_vector(4, 26, 2.0f));
     for (index_t r = 0; r < x.rows(); ++r)
         for (index_t c = 0; c < x.cols(); ++c) x(r, c) -= 1.0f;
     CHECK(quantize<presets::uint8_per_token_asymmetric>(x.view()).view().zero_point(0, 0) > 0);
@@ -271,7 +257,7 @@ TEST_CASE("matmul: static activations after calibrate()", "[matmul]") {
     REQUIRE(w.activation_scales().effective.size() == 1);
     CHECK(w.activation_scales().effective[0] == amax / 127.0f);
     // Inference inputs larger than the calibration range saturate; the identities still hold.
-    check_quantized(gaussian(5, 40, 33), w, random_bias(6, 34));
+    check_quantized(gaussian(5, 40, 33), w, tcomp_test::uniform_vector(6, 34, 2.0f));
     check_quantized(gaussian(3, 40, 35, 3.0f), w, {});
 }
 
@@ -281,7 +267,7 @@ TEST_CASE("matmul: stochastic activation rounding with a seed", "[matmul]") {
     CHECK_THROWS_AS(matmul(x.view(), w), value_error);
     quantize_options seeded;
     seeded.seed = 1234;
-    check_quantized(x, w, random_bias(5, 43), seeded);
+    check_quantized(x, w, tcomp_test::uniform_vector(5, 43, 2.0f), seeded);
     const auto a = matmul(x.view(), w, {}, seeded), b = matmul(x.view(), w, {}, seeded);
     quantize_options other;
     other.seed = 98765;
@@ -336,7 +322,7 @@ TEST_CASE("matmul: w1a1 accumulator is K - 2 popcount(x xor w) on packed sign bi
             }
             bad_naive += naive != acc;
             const float expect = static_cast<float>(acc) * (xv.scale(m, 0) * wv.scale(n, 0));
-            bad += bits_of(expect) != bits_of(y(m, n));
+            bad += tcomp_test::bits_of(expect) != tcomp_test::bits_of(y(m, n));
         }
     }
     CHECK(bad_naive == 0);
@@ -400,7 +386,7 @@ TEST_CASE("matmul: random shapes including 1, odd sizes and K not a multiple of 
 TEST_CASE("matmul: M = 0 gives an empty result without error", "[matmul]") {
     const dense_matrix<float> x(0, 64);
     const auto wf = gaussian(5, 64, 81);
-    const auto bias = random_bias(5, 82);
+    const auto bias = tcomp_test::uniform_vector(5, 82, 2.0f);
     auto check_empty = [&](const auto& w) {
         dense_matrix<float> y;
         REQUIRE_NOTHROW(y = matmul(x.view(), w, span_of(bias)));
@@ -444,7 +430,7 @@ TEST_CASE("matmul: strided activation views give the same result as contiguous o
     auto same = [](const dense_matrix<float>& a, const dense_matrix<float>& b) {
         int differ = 0;
         for (index_t r = 0; r < a.rows(); ++r)
-            for (index_t c = 0; c < a.cols(); ++c) differ += bits_of(a(r, c)) != bits_of(b(r, c));
+            for (index_t c = 0; c < a.cols(); ++c) differ += tcomp_test::bits_of(a(r, c)) != tcomp_test::bits_of(b(r, c));
         return differ == 0;
     };
     const auto w8 = compress<presets::w8a8>(wf.view());
@@ -474,10 +460,10 @@ void check_errors(const compressed_weights<P>& w) {
     dense_matrix<float> y_bad(3, n + 1), y_bad2(2, n);
     CHECK_THROWS_AS(matmul(x.view(), w, y_bad.view()), shape_error);
     CHECK_THROWS_WITH(matmul(x.view(), w, y_bad2.view()), Catch::Contains("2x" + std::to_string(n)));
-    const auto short_bias = random_bias(n - 1, 93);
+    const auto short_bias = tcomp_test::uniform_vector(n - 1, 93, 2.0f);
     CHECK_THROWS_AS(matmul(x.view(), w, span_of(short_bias)), shape_error);
     CHECK_THROWS_WITH(matmul(x.view(), w, span_of(short_bias)), Catch::Contains("bias"));
-    auto inf_bias = random_bias(n, 94);
+    auto inf_bias = tcomp_test::uniform_vector(n, 94, 2.0f);
     inf_bias[1] = std::numeric_limits<float>::infinity();
     CHECK_THROWS_AS(matmul(x.view(), w, span_of(inf_bias)), value_error);
     // Non-finite activations name the element.
@@ -528,7 +514,7 @@ void check_eigen(index_t m_rows, index_t n_rows, index_t k_cols, std::uint32_t s
         for (index_t c = 0; c < k_cols; ++c) wv(r, c) = we(r, c);
     for (index_t r = 0; r < m_rows; ++r)
         for (index_t c = 0; c < k_cols; ++c) xv(r, c) = xe(r, c);
-    const auto bias = random_bias(n_rows, seed + 1);
+    const auto bias = tcomp_test::uniform_vector(n_rows, seed + 1, 2.0f);
 
     const auto w_eigen = compress<P>(we);
     const auto w_view = compress<P>(wv.view());
@@ -545,7 +531,7 @@ void check_eigen(index_t m_rows, index_t n_rows, index_t k_cols, std::uint32_t s
     REQUIRE(ye.cols() == n_rows);
     int differ = 0;
     for (index_t m = 0; m < m_rows; ++m)
-        for (index_t n = 0; n < n_rows; ++n) differ += bits_of(ye(m, n)) != bits_of(yv(m, n));
+        for (index_t n = 0; n < n_rows; ++n) differ += tcomp_test::bits_of(ye(m, n)) != tcomp_test::bits_of(yv(m, n));
     CHECK(differ == 0);
     const Eigen::MatrixXf back = to_eigen(yv);
     CHECK(back == ye);
@@ -554,7 +540,7 @@ void check_eigen(index_t m_rows, index_t n_rows, index_t k_cols, std::uint32_t s
     const auto yr = matmul(view_of(xr), w_view, span_of(bias));
     differ = 0;
     for (index_t m = 0; m < m_rows; ++m)
-        for (index_t n = 0; n < n_rows; ++n) differ += bits_of(yr(m, n)) != bits_of(yv(m, n));
+        for (index_t n = 0; n < n_rows; ++n) differ += tcomp_test::bits_of(yr(m, n)) != tcomp_test::bits_of(yv(m, n));
     CHECK(differ == 0);
 }
 

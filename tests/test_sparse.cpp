@@ -489,7 +489,7 @@ TEST_CASE("sparse: 2:4 metadata and code bytes of a hand-made example", "[sparse
     REQUIRE(s.scales.size() == 8);
     std::uint32_t bits0 = 0;
     for (int i = 0; i < 4; ++i) bits0 |= static_cast<std::uint32_t>(s.scales[static_cast<std::size_t>(i)]) << (8 * i);
-    CHECK(bits0 == detail::float_bits(s0));
+    CHECK(bits0 == tcomp::detail::float_bits(s0));
 }
 
 TEST_CASE("sparse: 3:8 metadata packs 3-bit indices across byte boundaries", "[sparse]") {

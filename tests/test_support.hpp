@@ -13,9 +13,12 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <vector>
+#include <cstring>
 
 #include <tcomp/core/error.hpp>
 #include <tcomp/core/matrix_view.hpp>
+#include <tcomp/kernel/cpu/dispatch.hpp>
 
 namespace tcomp_test {
 
@@ -27,6 +30,30 @@ inline tcomp::dense_matrix<float> gaussian(tcomp::index_t rows, tcomp::index_t c
     for (tcomp::index_t r = 0; r < rows; ++r)
         for (tcomp::index_t c = 0; c < cols; ++c) m(r, c) = dist(gen);
     return m;
+}
+
+/// n values drawn uniformly from [-amplitude, amplitude) (a bias vector, say).
+inline std::vector<float> uniform_vector(tcomp::index_t n, std::uint32_t seed, float amplitude = 1.0f) {
+    std::mt19937 gen(seed);
+    std::uniform_real_distribution<float> dist(-amplitude, amplitude);
+    std::vector<float> v(static_cast<std::size_t>(n));
+    for (auto& x : v) x = dist(gen);
+    return v;
+}
+
+/// The bit pattern of a float.
+inline std::uint32_t bits_of(float f) {
+    std::uint32_t u = 0;
+    std::memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+/// Every CPU path this machine can run except the scalar reference (the oracle the others are checked against).
+inline std::vector<tcomp::cpu::isa_path> simd_paths() {
+    std::vector<tcomp::cpu::isa_path> out;
+    for (auto p : tcomp::cpu::available_paths())
+        if (p != tcomp::cpu::isa_path::reference) out.push_back(p);
+    return out;
 }
 
 /// The message of the tcomp::error that f throws, or "(no error)".

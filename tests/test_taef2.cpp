@@ -625,11 +625,11 @@ bool have_taef2() {
                                     "taef2_decoder/taef2_dev_latents.safetensors"});
 }
 
-struct dev_set {
+struct taef2_dev_set {
     std::vector<float> latents, decoded;  // 2 x 32 x 32 x 32, 2 x 3 x 256 x 256
 };
 
-dev_set load_dev() {
+taef2_dev_set load_dev() {
     const auto f = io::safetensors_file::open(taef2_dir / "taef2_dev_latents.safetensors");
     REQUIRE(f.tensor("latents").shape == std::vector<std::int64_t>{2, 32, 32, 32});
     REQUIRE(f.tensor("fp32_decoded").shape == std::vector<std::int64_t>{2, 3, 256, 256});
@@ -654,7 +654,7 @@ quality run_policy(const taef2_decoder& dec, const std::vector<float>& latents, 
 
 TEST_CASE("taef2_decoder: real weights, a latent crop equals the direct implementation", "[taef2]") {
     if (!have_taef2()) return;
-    const dev_set dev = load_dev();
+    const taef2_dev_set dev = load_dev();
     // The library's own loader (strict: every tensor used, every shape checked) ...
     const taef2_decoder dec = taef2_decoder::load(taef2_dir);
     CHECK(dec.out_channels() == 3);
@@ -720,7 +720,7 @@ TEST_CASE("taef2_decoder: which conv takes which policy", "[taef2]") {
 #ifdef NDEBUG
 TEST_CASE("taef2_decoder: FP32 decode of the dev latents matches the PyTorch reference", "[taef2]") {
     if (!have_taef2()) return;
-    const dev_set dev = load_dev();
+    const taef2_dev_set dev = load_dev();
     const taef2_decoder dec = taef2_decoder::load(taef2_dir);
     const quality q = run_policy(dec, dev.latents, dev.decoded);
     std::printf("[taef2] fp32: PSNR %.2f dB, SSIM %.6f vs the PyTorch fp32 reference; %.3f s per 256x256 image "
@@ -737,7 +737,7 @@ void check_policy(const char* label, const taef2_policy_map& map, const char* de
                   double min_ssim) {
     if (!have_taef2()) return;
     CAPTURE(label);
-    const dev_set dev = load_dev();
+    const taef2_dev_set dev = load_dev();
     const taef2_decoder dec = taef2_decoder::load(taef2_dir, map, default_policy);
     for (const conv2d* c : dec.convs()) CHECK(c->kernel_note().empty());  // every conv on a SIMD kernel
     const quality q = run_policy(dec, dev.latents, dev.decoded);
