@@ -1,6 +1,7 @@
 // Inputs from strangers that used to pass silently: non-finite or non-positive scales in a compressed file,
 // finite weights whose asymmetric range overflows float, duplicate keys in a recipe, recipes that are not
-// regular files or are too large. Each file here is built by the test itself.
+// regular files or are too large, model files that are FIFOs or devices (a blocking open hung the tools), an output
+// that aliases the input. Each file here is built by the test itself.
 #include <catch2/catch.hpp>
 
 #include <sys/stat.h>
@@ -16,7 +17,14 @@
 #include <vector>
 
 #include <tcomp/io/compressed_model.hpp>
+#include <tcomp/kernel/cpu/matmul.hpp>
+#include <tcomp/kernel/reference/matmul.hpp>
+#include <tcomp/model/linear.hpp>
+#include <tcomp/model/llama_config.hpp>
 #include <tcomp/model/recipe.hpp>
+#include <tcomp/model/taef2_decoder.hpp>
+#include <tcomp/model/tokenizer.hpp>
+#include <tcomp/quant/presets.hpp>
 #include <tcomp/quant/compressed_tensor.hpp>
 #include <tcomp/quant/policy_names.hpp>
 
@@ -141,9 +149,62 @@ TEST_CASE("recipes: duplicate keys at any level are errors; files must be regula
         const std::string block(1 << 20, ' ');
         for (int i = 0; i < 17; ++i) out << block;
     }
-    CHECK_THAT(error_of([&] { (void)model::recipe::from_file(big); }), Contains("limit of a recipe"));
+    CHECK_THAT(error_of([&] { (void)model::recipe::from_file(big); }), Contains("-byte limit"));
     const fs::path ok = dir / "ok.json";
     std::ofstream(ok) << R"({"default": "nf4"})";
     CHECK(model::recipe::from_file(ok).default_policy == std::string("nf4"));
     fs::remove_all(dir);
+}
+
+TEST_CASE("every file reader refuses a FIFO or a device at once, without blocking", "[hostile][io]") {
+    using Catch::Contains;
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / ("tcomp-fifo-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    const fs::path fifo = dir / "model.fifo";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    // Opening a FIFO for reading blocks until a writer comes: were any of these to open first, the test would hang
+    // (and CTest's timeout fail it).
+    for (const fs::path& p : {fifo, fs::path("/dev/zero")}) {
+        INFO(p.string());
+        CHECK_THAT(error_of([&] { (void)io::safetensors_file::open(p); }), Contains(p.string()) && Contains("not a regular file"));
+        CHECK_THAT(error_of([&] { (void)io::safetensors_set::open(p); }), Contains("not a regular file"));
+        CHECK_THAT(error_of([&] { (void)io::compressed_model_file::open(p); }), Contains("not a regular file"));
+        CHECK_THAT(error_of([&] { (void)model::llama_config::from_file(p); }), Contains("not a regular file"));
+        CHECK_THAT(error_of([&] { (void)model::bpe_tokenizer::load(p); }), Contains("not a regular file"));
+        CHECK_THAT(error_of([&] { (void)model::taef2_config::from_file(p); }), Contains("not a regular file"));
+    }
+    // A sharded index naming a FIFO as its shard.
+    std::ofstream(dir / "model.safetensors.index.json") << R"({"weight_map": {"w": "model.fifo"}})";
+    CHECK_THAT(error_of([&] { (void)io::safetensors_set::open(dir); }), Contains("not a regular file"));
+    fs::remove_all(dir);
+}
+
+TEST_CASE("matmul and linear refuse an output that overlaps the input", "[hostile][matmul]") {
+    using Catch::Contains;
+    const auto w = gaussian(16, 16, 5);
+    dense_matrix<float> buf = gaussian(4, 16, 6);
+    const matrix_view<const float> x = buf.view();
+    const matrix_view<float> y = buf.view();
+    const auto cw = compress<presets::w8a8>(w.view());
+    CHECK_THAT(error_of([&] { reference::matmul(x, cw, y); }), Contains("must not alias"));
+    const auto packed = cpu::pack(cw);
+    CHECK_THAT(error_of([&] { matmul(x, packed, y); }), Contains("must not alias"));
+    // a partial overlap: y starts on x's last row
+    dense_matrix<float> big(7, 16);
+    const matrix_view<const float> x4(big.data(), 4, 16);
+    const matrix_view<float> y4(big.data() + 3 * 16, 4, 16);
+    CHECK_THAT(error_of([&] { matmul(x4, packed, y4); }), Contains("must not alias"));
+    // adjacent is fine
+    const matrix_view<float> y_next(big.data() + 3 * 16, 3, 16);
+    CHECK_NOTHROW(matmul(matrix_view<const float>(big.data(), 3, 16), packed, y_next));
+    // the bias
+    std::vector<float> bias_and_y(16 + 16, 0.5f);
+    CHECK_THAT(error_of([&] {
+                   matmul(matrix_view<const float>(buf.data(), 1, 16), packed, matrix_view<float>(bias_and_y.data() + 8, 1, 16),
+                          std::span<const float>(bias_and_y.data(), 16));
+               }),
+               Contains("must not alias"));
+    const model::linear layer = model::linear::make("w8a8", w.view(), {}, "fc");
+    CHECK_THAT(error_of([&] { layer.forward(x, y); }), Contains("fc") && Contains("must not alias"));
 }

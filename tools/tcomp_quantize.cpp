@@ -162,6 +162,13 @@ int main(int argc, char** argv) {
     try {
         const model::recipe recipe = model::recipe::from_file(recipe_path);
         const io::safetensors_set files = io::safetensors_set::open(in);
+        // A tcomp file's tensors are codes and scales, not weights: quantizing them again would write a file no
+        // model can use. Refuse; re-quantizing starts from the float checkpoint.
+        for (const io::safetensors_file& shard : files.shards())
+            if (const auto it = shard.metadata().find("tcomp.format"); it != shard.metadata().end())
+                tcomp::detail::throw_error<error>(shard.origin(), " is a tcomp compressed model file (metadata "
+                                                  "\"tcomp.format\": \"", it->second, "\"), not a float checkpoint: "
+                                                  "quantize the original checkpoint instead");
         std::string not_llama;
         const std::optional<model::llama_config> llama = llama_config_of(in, not_llama);
         if (!not_llama.empty())

@@ -1,15 +1,24 @@
 // tcomp_sample_model DIR: writes the small inputs of the tools' CTest checks (tools/CMakeLists.txt) into DIR:
 // sample.safetensors (an MLP-shaped checkpoint: fc1 [32 x 128], fc2 [10 x 32], biases, a norm vector, an I32
-// tensor), good.json (a mixed recipe), descriptors.json (spelled-out descriptors) and bad.json (a recipe naming an unknown policy). Seeded, so every run
-// writes the same bytes.
+// tensor), good.json (a mixed recipe), descriptors.json (spelled-out descriptors), bad.json (a recipe naming an
+// unknown policy) and, where there are FIFOs, fifo.safetensors and fifo.json (named pipes nobody writes to: the
+// tools must refuse them, not block opening them). Seeded, so every run writes the same bytes.
 #include <cstdio>
 #include <exception>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <stdexcept>
+#include <system_error>
 #include <vector>
 
 #include "tcomp/io/safetensors.hpp"
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/stat.h>
+#include <sys/types.h>
+#define TCOMP_SAMPLE_FIFO 1
+#endif
 
 int main(int argc, char** argv) {
     if (argc != 2) {
@@ -43,6 +52,14 @@ int main(int argc, char** argv) {
                                                    R"({"match": "fc2", "policy": "w=int4:g32:shift4 s=2:4"},)"
                                                    R"({"match": "head", "policy": "w=fp8_e4m3:channel s=bitmap"}]})";
         std::ofstream(dir / "bad.json") << R"({"default": "w8a8", "layers": [{"match": "fc?", "policy": "w3a8"}]})";
+#ifdef TCOMP_SAMPLE_FIFO
+        for (const char* name : {"fifo.safetensors", "fifo.json"}) {
+            const std::filesystem::path p = dir / name;
+            std::error_code ec;
+            std::filesystem::remove(p, ec);
+            if (::mkfifo(p.c_str(), 0600) != 0) throw std::runtime_error("mkfifo " + p.string() + " failed");
+        }
+#endif
         std::printf("wrote %s\n", (dir / "sample.safetensors").string().c_str());
         return 0;
     } catch (const std::exception& e) {

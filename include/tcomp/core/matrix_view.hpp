@@ -7,6 +7,7 @@
 #include <cstring>
 #include <span>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "tcomp/core/config.hpp"
@@ -84,6 +85,23 @@ private:
 };
 
 namespace detail {
+
+/// The bytes [begin, end) a view's elements occupy (empty for an empty view), as integers: comparing pointers
+/// into different objects with < is unspecified, their integer values are not.
+template <class T>
+std::pair<std::uintptr_t, std::uintptr_t> byte_range(matrix_view<T> m) {
+    if (m.rows() == 0 || m.cols() == 0) return {0, 0};
+    const auto begin = reinterpret_cast<std::uintptr_t>(m.data());
+    return {begin, begin + static_cast<std::uintptr_t>(((m.rows() - 1) * m.row_stride() + m.cols()) * index_t{sizeof(T)})};
+}
+
+/// Whether the memory of two views (or a view and a span) overlaps.
+template <class A, class B>
+bool overlaps(matrix_view<A> a, matrix_view<B> b) {
+    const auto [ab, ae] = byte_range(a);
+    const auto [bb, be] = byte_range(b);
+    return ab < ae && bb < be && ab < be && bb < ae;
+}
 
 /// Whether all n floats are finite: the exponent field is not all ones. Branch-free over 16 floats at a time
 /// (SSE2, the x86-64 baseline) because every matmul call checks its whole input.

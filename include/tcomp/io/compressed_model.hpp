@@ -305,7 +305,8 @@ private:
     scale_storage scale_mode_;
 };
 
-/// A compressed model file opened for reading: validated completely by open()/from_bytes().
+/// A compressed model file opened for reading: validated completely by open()/from_bytes() (metadata, every
+/// component's presence, dtype and shape, scale values, then each layer's contents as tensor() reads them).
 /// Also opens plain safetensors files (no "tcomp.format" metadata): they then have no layers.
 class compressed_model_file {
 public:
@@ -510,6 +511,11 @@ private:
                      "tcomp.policy.<tensor>, tcomp.shape.<tensor>)");
             check_layer(key.substr(13), value);
         }
+        // The contents too (N:M index order, block and bitmap counts, row offsets): the checks tensor() runs,
+        // once per layer here, so that a file open() accepts is one every loader accepts, and tcomp-inspect
+        // (which opens) validates exactly what loading validates.
+        for (const auto& [name, info] : layers_)
+            if (info.desc) (void)tensor(name);
     }
 
     /// Version 1 stored the names of the old policy registry; each is an alias of a descriptor.

@@ -49,6 +49,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tcomp/core/error.hpp"
+#include "tcomp/io/small_file.hpp"
 #include "tcomp/format/fp8.hpp"
 #include "tcomp/format/half.hpp"
 
@@ -64,13 +65,6 @@
 #endif
 
 namespace tcomp::io {
-
-/// A file that cannot be read, or whose contents break the format. The message names the file (origin),
-/// the tensor where there is one, and the problem.
-class file_error : public error {
-public:
-    using error::error;
-};
 
 /// Element types, as safetensors spells them: F64 F32 F16 BF16 I64 I32 I16 I8 U64 U32 U16 U8 BOOL F8_E4M3 F8_E5M2.
 enum class dtype { f64, f32, f16, bf16, i64, i32, i16, i8, u64, u32, u16, u8, boolean, f8_e4m3, f8_e5m2 };
@@ -361,7 +355,8 @@ public:
         auto m = std::make_unique<st_mapping>();
         const std::string name = path.string();
 #if TCOMP_IO_HAVE_MMAP
-        const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
+        // O_NONBLOCK: opening a FIFO must not wait for a writer (fstat below rejects it); no effect on regular files.
+        const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
         if (fd < 0)
             throw_error<io::file_error>("safetensors: ", name, ": cannot open: ",
                                         std::generic_category().message(errno));
@@ -674,21 +669,6 @@ inline std::string st_temp_suffix() {
     return ".tmp-" + std::to_string(counter.fetch_add(1));
 }
 #endif
-
-/// Reads a small whole file (an index JSON) into a string, refusing more than `limit` bytes.
-inline std::string st_read_small_file(const std::filesystem::path& path, std::uint64_t limit) {
-    std::error_code ec;
-    const auto size = std::filesystem::file_size(path, ec);
-    if (ec) throw_error<io::file_error>("safetensors: ", path.string(), ": cannot read: ", ec.message());
-    if (size > limit)
-        throw_error<io::file_error>("safetensors: ", path.string(), ": ", size, " bytes, larger than the ", limit,
-                                    "-byte limit");
-    std::ifstream in(path, std::ios::binary);
-    std::string text(static_cast<std::size_t>(size), '\0');
-    if (!in || !in.read(text.data(), static_cast<std::streamsize>(text.size())))
-        throw_error<io::file_error>("safetensors: ", path.string(), ": cannot read");
-    return text;
-}
 
 }  // namespace tcomp::detail
 
@@ -1193,7 +1173,7 @@ private:
 
     static safetensors_set open_index(const std::filesystem::path& index_path) {
         const std::string where = "safetensors: " + index_path.string();
-        const std::string text = detail::st_read_small_file(index_path, detail::safetensors_max_header);
+        const std::string text = detail::read_small_file(index_path, detail::safetensors_max_header, "safetensors:");
         if (const auto bad = detail::utf8_error_at(text))
             detail::throw_error<file_error>(where, ": not valid UTF-8 (byte ", *bad, ")");
         const nlohmann::json index = detail::st_parse_json(text, where);

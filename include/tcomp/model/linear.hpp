@@ -237,13 +237,15 @@ public:
         return from_compressed(compressed_tensor{*d, std::move(storage), std::nullopt}, bias, std::move(layer_name));
     }
 
-    /// y[M x N] = x[M x K] * W^T + bias. `threads` includes the caller's.
+    /// y[M x N] = x[M x K] * W^T + bias. `threads` includes the caller's. y must not overlap x (shape_error).
     void forward(matrix_view<const float> x, matrix_view<float> y, int threads = 1) const {
         if (!impl_) tcomp::detail::throw_error<error>("linear '", name, "': forward on an empty (moved-from) layer");
         if (x.cols() != k_ || y.cols() != n_ || y.rows() != x.rows())
             tcomp::detail::throw_error<shape_error>("linear '", name, "' (", policy_, ", ", n_, "x", k_, "): x is ",
                                                     x.rows(), "x", x.cols(), ", y is ", y.rows(), "x", y.cols(),
                                                     "; expected x M x ", k_, " and y M x ", n_);
+        if (tcomp::detail::overlaps(x, matrix_view<const float>(y)))
+            tcomp::detail::throw_error<shape_error>("linear '", name, "': y overlaps x in memory (y must not alias x)");
         detail::with_layer_context("linear '" + name + "' (" + policy_ + ")",
                                    [&] { impl_->forward(x, y, bias_, threads); });
     }

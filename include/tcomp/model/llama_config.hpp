@@ -12,7 +12,6 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -21,6 +20,7 @@
 
 #include "tcomp/core/config.hpp"
 #include "tcomp/core/error.hpp"
+#include "tcomp/io/small_file.hpp"
 
 namespace tcomp::model {
 
@@ -179,12 +179,14 @@ struct llama_config {
         return c;
     }
 
+    /// A config.json larger than this is refused (they are a few hundred bytes).
+    static constexpr std::uint64_t max_config_bytes = std::uint64_t{1} << 20;
+
     static llama_config from_file(const std::filesystem::path& path) {
-        std::ifstream in(path);
-        if (!in) tcomp::detail::throw_error<error>("llama config: cannot open ", path.string());
+        const std::string text = tcomp::detail::read_small_file<error>(path, max_config_bytes, "llama config");
         nlohmann::json j;
         try {
-            j = nlohmann::json::parse(in);
+            j = nlohmann::json::parse(text);
         } catch (const nlohmann::json::exception& e) {
             tcomp::detail::throw_error<error>("llama config: ", path.string(), " is not valid JSON: ", e.what());
         }

@@ -21,7 +21,6 @@
 #include <cstdint>
 #include <system_error>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <optional>
@@ -33,6 +32,7 @@
 
 #include "tcomp/core/error.hpp"
 #include "tcomp/io/safetensors.hpp"
+#include "tcomp/io/small_file.hpp"
 #include "tcomp/model/llama_config.hpp"
 #include "tcomp/model/policy_registry.hpp"
 
@@ -138,21 +138,7 @@ public:
     /// is capped at max_file_bytes.
     static recipe from_file(const std::filesystem::path& path) {
         const std::string where = "recipe " + path.string();
-        std::error_code ec;
-        const auto status = std::filesystem::status(path, ec);
-        if (ec || !std::filesystem::exists(status)) tcomp::detail::throw_error<error>(where, ": cannot open (no such file)");
-        if (!std::filesystem::is_regular_file(status))
-            tcomp::detail::throw_error<error>(where, ": not a regular file (a directory, FIFO, device or socket)");
-        const std::uintmax_t size = std::filesystem::file_size(path, ec);
-        if (ec) tcomp::detail::throw_error<error>(where, ": cannot read its size");
-        if (size > max_file_bytes)
-            tcomp::detail::throw_error<error>(where, ": ", size, " bytes, more than the ", max_file_bytes,
-                                              "-byte limit of a recipe");
-        std::ifstream in(path, std::ios::binary);
-        if (!in) tcomp::detail::throw_error<error>(where, ": cannot open");
-        std::string text(static_cast<std::size_t>(size), '\0');
-        in.read(text.data(), static_cast<std::streamsize>(size));
-        if (static_cast<std::uintmax_t>(in.gcount()) != size) tcomp::detail::throw_error<error>(where, ": short read");
+        const std::string text = tcomp::detail::read_small_file<error>(path, max_file_bytes, "recipe");
         return parse(text, where);
     }
 

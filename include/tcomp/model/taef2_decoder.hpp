@@ -33,10 +33,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 #include <span>
 #include <string>
 #include <string_view>
@@ -47,6 +45,7 @@
 #include "tcomp/core/config.hpp"
 #include "tcomp/core/error.hpp"
 #include "tcomp/io/safetensors.hpp"
+#include "tcomp/io/small_file.hpp"
 #include "tcomp/model/conv2d.hpp"
 #include "tcomp/model/group_norm.hpp"
 #include "tcomp/model/policy_registry.hpp"
@@ -177,11 +176,8 @@ struct taef2_config {
     }
 
     static taef2_config from_file(const std::filesystem::path& path) {
-        std::ifstream in(path);
-        if (!in) tcomp::detail::throw_error<io::file_error>("taef2_config: cannot open ", path.string());
-        std::stringstream text;
-        text << in.rdbuf();
-        nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
+        const std::string text = tcomp::detail::read_small_file(path, std::uint64_t{1} << 20, "taef2_config:");
+        nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
         if (j.is_discarded())
             tcomp::detail::throw_error<io::file_error>("taef2_config: ", path.string(), " is not valid JSON");
         return from_json(j, path.string());

@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iterator>
 #include <span>
 #include <string>
@@ -17,6 +16,7 @@
 
 #include "tcomp/core/error.hpp"
 #include "tcomp/io/safetensors.hpp"
+#include "tcomp/io/small_file.hpp"
 
 namespace tcomp::model {
 
@@ -55,9 +55,8 @@ public:
     }
 
     static bpe_tokenizer load(const std::filesystem::path& path) {
-        std::ifstream f(path, std::ios::binary);
-        if (!f) throw io::file_error(path.string() + ": cannot open the tokenizer");
-        const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        // 256 MiB: far above any real vocabulary, far below what /dev/zero would cost.
+        const std::string text = tcomp::detail::read_small_file(path, std::uint64_t{256} << 20, "tokenizer");
         return parse(text, path.string());
     }
 

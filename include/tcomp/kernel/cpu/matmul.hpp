@@ -258,7 +258,8 @@ bool uses_simd(const packed_weights<Policy>& w) {
 
 namespace tcomp {
 
-/// Y = X * W^T + bias with pre-packed weights, on the best (or forced) CPU path.
+/// Y = X * W^T + bias with pre-packed weights, on the best (or forced) CPU path. Y must not overlap X or the
+/// bias (shape_error): the kernels write Y a tile at a time while still reading X.
 template <class Policy>
 void matmul(matrix_view<const float> x, const cpu::packed_weights<Policy>& w, matrix_view<float> y,
             std::span<const float> bias = {}, const cpu::run_options& options = {}) {
@@ -297,6 +298,8 @@ void matmul_bf16(matrix_view<const std::uint16_t> x, const cpu::packed_weights<P
                                                 "x", w.rows());
     if (!bias.empty() && static_cast<index_t>(bias.size()) != w.rows())
         tcomp::detail::throw_error<shape_error>("matmul_bf16: bias has ", bias.size(), " entries, expected ", w.rows());
+    if (tcomp::detail::overlaps(x, matrix_view<const float>(y)))
+        tcomp::detail::throw_error<shape_error>("matmul_bf16: Y overlaps X in memory (Y must not alias X)");
     for (index_t r = 0; x.cols() > 0 && r < x.rows(); ++r) {
         if (cpu::detail::all_finite_bf16(&x(r, 0), x.cols())) continue;
         for (index_t c = 0; c < x.cols(); ++c)
