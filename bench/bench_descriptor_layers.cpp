@@ -1,9 +1,9 @@
 // Model layers by descriptor: model::linear::forward for policies that run on the SIMD kernels (w8a16, w4a16,
-// w8a8) beside descriptors that have no kernel family yet and run the reference path (nf4, mxfp4, fp8: weights
-// dequantized once, float GEMM). Counters: stored_GB/s (the compressed file's bytes of the weights per second:
-// what a decode-time kernel would have to stream) and streamed_GB/s (what the layer actually reads per call:
-// the kernels' packing, or 4 bytes per weight on the reference path). The gap is the work still to do: the
-// reference path streams FP32 weights, so it is no faster than FP32, whatever the format saves on disk.
+// w8a8; nf4, mxfp4 and fp8 on the weight-only kernels, decoded by table or shifts) beside a descriptor that has
+// no kernel family and runs the reference path (fp8_a8: weights dequantized once, float GEMM). Counters:
+// stored_GB/s (the compressed file's bytes of the weights per second) and streamed_GB/s (what the layer
+// actually reads per call: the kernels' packing, or 4 bytes per weight on the reference path, which is
+// therefore no faster than FP32, whatever the format saves on disk).
 //
 //   N = K = 2048 (16 MiB of FP32 weights: beyond L2, but hot, one copy reused, so it may sit in a large L3),
 //   M = 1 (decode) and 16, 2 threads; TCOMP_BENCH_QUICK=1: N = K = 256.

@@ -4,8 +4,9 @@
 //
 // What runs. Every model gets the same six recipes: fp32, w8a8, w8a16, w4a16, w4a8 and a w4a8 + w8a8 mix (each
 // model's own layer patterns; 4-bit recipes use groups of 32 where K allows, per channel where it does not).
-// The MNIST MLP also runs "nf4 + fp8" (descriptors without a SIMD kernel family: the reference path), and a
-// list under the table names every recipe's layers that do not run on the SIMD kernels, with the reason.
+// The MNIST MLP also runs "nf4 + fp8" (NF4 per channel, a descriptor without a SIMD kernel family: the reference
+// path; FP8 E4M3: the weight-only kernels, decoded by shifts), and a list under the table names every recipe's
+// layers that do not run on the SIMD kernels, with the reason.
 // --quick (CTest, scripts/test.sh) runs four of them on every model (fp32, w8a8, w4a16 and the mix; nf4 + fp8
 // on the MLP), 8 dev stories instead of 40 and one TAEF2 dev latent instead of two. mnist_mlp and taef2_decoder have no stand-in:
 // without their files they are skipped (and say so).
@@ -377,7 +378,8 @@ const recipe_spec mnist_recipes[] = {
     {"w4a8", R"({"default": "w4a8_pc"})", "", false},
     {"w4a8 + w8a8 mix", R"({"description": "4-bit hidden layer, 8-bit output layer",
         "default": "w4a8_pc", "layers": [{"match": "fc2", "policy": "w8a8"}]})"},
-    // Descriptors without a SIMD kernel family: the reference path (reported under the table).
+    // NF4 per channel has no SIMD kernel family (the typed NF4 is per 64; 784 is not a multiple): the reference
+    // path, reported under the table. FP8 per channel runs the weight-only kernels.
     {"nf4 + fp8", R"({"description": "QLoRA NF4 per channel inside, FP8 E4M3 output layer",
         "default": "w=nf4:channel", "layers": [{"match": "fc2", "policy": "fp8"}]})"},
 };

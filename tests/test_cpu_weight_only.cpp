@@ -31,6 +31,8 @@
 #include "tcomp/kernel/cpu/dispatch.hpp"
 #include "tcomp/kernel/cpu/weight_only_pack.hpp"
 #include "tcomp/format/fp8.hpp"
+#include "tcomp/format/mx_elements.hpp"
+#include "tcomp/format/nf4.hpp"
 #include "tcomp/kernel/reference/matmul.hpp"
 #include "tcomp/quant/presets.hpp"
 
@@ -43,6 +45,12 @@ using int4_g32_pow2 = policy<quantizer<int_format<4>, symmetric, per_group<32>, 
 using uint8_channel_asym = policy<quantizer<uint_format<8>, asymmetric, per_channel>, float_activations>;
 using int3_g16_asym = policy<quantizer<int_format<3>, asymmetric, per_group<16>>, float_activations>;
 using int8_g32_asym = policy<quantizer<int_format<8>, asymmetric, per_group<32>>, float_activations>;
+// Floating formats: 4-bit codes through a table of their values, 8-bit minifloats decoded by shifts.
+using nf4_g64 = policy<quantizer<nf4_format, symmetric, per_group<64>>, float_activations>;
+using mxfp4 = policy<quantizer<fp4_e2m1, symmetric, per_group<32>, e8m0_scale>, float_activations>;
+using fp4_channel = policy<quantizer<fp4_e2m1, symmetric, per_channel>, float_activations>;
+using fp8_channel = policy<quantizer<fp8_e4m3, symmetric, per_channel>, float_activations>;
+using fp8_e5m2_g32 = policy<quantizer<fp8_e5m2, symmetric, per_group<32>>, float_activations>;
 
 std::uint16_t to_bf16(float f) {  // round to nearest even (no NaN here)
     std::uint32_t b;
@@ -182,6 +190,40 @@ TEST_CASE("weight-only kernels match the oracle on every path", "[cpu_weight_onl
     SECTION("uint8 asymmetric per channel") { check_policy<uint8_channel_asym>("uint8 asym", 500); }
     SECTION("int3 asymmetric per_group<16>") { check_policy<int3_g16_asym>("int3 g16 asym", 600); }
     SECTION("int8 asymmetric per_group<32>") { check_policy<int8_g32_asym>("int8 g32 asym", 700); }
+    SECTION("nf4 per_group<64> (table)") { check_policy<nf4_g64>("nf4 g64", 800); }
+    SECTION("mxfp4: fp4 e2m1 per_group<32>, e8m0 scales (table)") { check_policy<mxfp4>("mxfp4", 900); }
+    SECTION("fp4 e2m1 per channel (table)") { check_policy<fp4_channel>("fp4 channel", 1000); }
+    SECTION("fp8 e4m3 per channel (minifloat)") { check_policy<fp8_channel>("fp8 channel", 1100); }
+    SECTION("fp8 e5m2 per_group<32> (minifloat)") { check_policy<fp8_e5m2_g32>("fp8 e5m2 g32", 1200); }
+}
+
+TEST_CASE("weight-only packing of floating formats: every code's value, and codes that are not finite",
+          "[cpu_weight_only]") {
+    // The minifloat decode the kernels use equals the format's for every finite code (and -0 for 0x80).
+    for (std::uint32_t c = 0; c < 256; ++c) {
+        const float e4 = fp8_e4m3::decode(c), e5 = fp8_e5m2::decode(c);
+        if (std::isfinite(e4)) CHECK(tcomp_test::bits_of(cpu::wo_minifloat_value(c, 20, 0x1p120f)) == tcomp_test::bits_of(e4));
+        if (std::isfinite(e5)) CHECK(tcomp_test::bits_of(cpu::wo_minifloat_value(c, 21, 0x1p112f)) == tcomp_test::bits_of(e5));
+    }
+    const auto w = gaussian(16, 64, 11);
+    {
+        const auto cw = compress<nf4_g64>(w.view());
+        cpu::weight_only_storage st;
+        REQUIRE(cpu::pack_weight_only(cw.weights().view(), st) == "");
+        CHECK(st.desc.values == cpu::wo_values::table);
+        CHECK(st.desc.code_bits == 4);
+        for (std::uint32_t c = 0; c < 16; ++c) CHECK(st.desc.lut[c] == nf4_format::decode(c));
+    }
+    // A NaN code (0x7F in E4M3) in the weights: not packed, with the element named.
+    const auto cw = compress<fp8_channel>(w.view());
+    cpu::weight_only_storage st;
+    REQUIRE(cpu::pack_weight_only(cw.weights().view(), st) == "");
+    CHECK(st.desc.values == cpu::wo_values::minifloat);
+    packed_buffers bad = cw.weights().storage();
+    bad.codes[static_cast<std::size_t>(3 * bad.layout.row_code_bytes() + 5)] = 0x7F;
+    const compressed_matrix<fp8_channel::weight_quantizer, dense> bad_matrix(bad);
+    CHECK_THAT(cpu::pack_weight_only(bad_matrix.view(), st),
+               Catch::Contains("weight (3, 5)") && Catch::Contains("not a finite weight"));
 }
 
 TEST_CASE("weight-only packing: layout, copies, and unsupported compositions", "[cpu_weight_only]") {
@@ -219,11 +261,11 @@ TEST_CASE("weight-only packing: layout, copies, and unsupported compositions", "
         cpu::weight_only_storage s;
         CHECK_THAT(cpu::pack_weight_only(sw.weights().view(), s), Catch::Contains("sparse"));
     }
-    SECTION("floating weights") {
-        using P = policy<quantizer<fp8_e4m3, per_channel>, float_activations>;
+    SECTION("floating weights of 6 bits (neither a 4-bit table nor an 8-bit minifloat)") {
+        using P = policy<quantizer<fp6_e2m3, per_channel>, float_activations>;
         const auto fw = compress<P>(w.view());
         cpu::weight_only_storage s;
-        CHECK_THAT(cpu::pack_weight_only(fw.weights().view(), s), Catch::Contains("floating"));
+        CHECK_THAT(cpu::pack_weight_only(fw.weights().view(), s), Catch::Contains("6-bit floating format"));
     }
     SECTION("a group that is not a multiple of 16") {
         using P = policy<quantizer<int_format<4>, per_group<8>>, float_activations>;

@@ -347,9 +347,16 @@ TEST_CASE("compressed file v2: every composition saves, loads bit-identically an
     const model::linear typed = model::linear::make("w=int8:channel a=int8:token", w.view(), bias, "typed");
     CHECK(typed.kernel_note().empty());
     CHECK(typed.policy() == "w8a8");
-    const model::linear ref = model::linear::make("w=nf4:g64", w.view(), bias, "ref");
-    CHECK_THAT(ref.kernel_note(), Catch::Contains("reference path") && Catch::Contains("w=nf4:g64"));
-    CHECK(ref.policy() == "nf4");
+    // NF4, MXFP4 and FP8 weights with float activations: the weight-only kernels (tables, shifts).
+    for (const char* name : {"nf4", "mxfp4", "fp8"}) {
+        const model::linear l = model::linear::make(name, w.view(), bias, name);
+        INFO(name << ": " << l.kernel_note());
+        CHECK(l.kernel_note().empty());
+        CHECK(l.policy() == name);
+    }
+    const model::linear ref = model::linear::make("w=fp8_e4m3:channel a=fp8_e4m3:token", w.view(), bias, "ref");
+    CHECK_THAT(ref.kernel_note(), Catch::Contains("reference path") && Catch::Contains("w=fp8_e4m3:channel a=fp8_e4m3:token"));
+    CHECK(ref.policy() == "fp8_a8");
 }
 
 TEST_CASE("compressed file v2: a descriptor that disagrees with the tensors is rejected before any read",

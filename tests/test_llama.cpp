@@ -217,6 +217,9 @@ double min_sqnr(std::string_view p) {
     if (p.find("2of4") != std::string_view::npos) return 6.0;
     if (p.starts_with("w4")) return 15.0;
     if (p == "w2a16") return 4.0;
+    if (p == "nf4") return 15.0;
+    if (p == "mxfp4") return 12.0;
+    if (p == "fp8") return 25.0;
     return 1.0;  // w1a1
 }
 

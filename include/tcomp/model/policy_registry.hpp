@@ -15,6 +15,9 @@
 #include <utility>
 
 #include "tcomp/core/error.hpp"
+#include "tcomp/format/fp8.hpp"
+#include "tcomp/format/mx_elements.hpp"
+#include "tcomp/format/nf4.hpp"
 #include "tcomp/quant/describe.hpp"
 #include "tcomp/quant/policy_names.hpp"
 #include "tcomp/quant/presets.hpp"
@@ -40,6 +43,13 @@ using w4a8_pc = policy<quantizer<int_format<4>, symmetric, per_channel>, presets
 /// UINT4 per output channel with zero points, float activations (W4A16 for such K).
 using w4a16_pc = policy<quantizer<uint_format<4>, asymmetric, per_channel>, float_activations>;
 
+/// NF4 per group of 64, float activations (QLoRA's layout; alias "nf4"): the weight-only kernels by table.
+using nf4_g64 = policy<quantizer<nf4_format, symmetric, per_group<64>>, float_activations>;
+/// OCP MXFP4: FP4 E2M1 per group of 32 with E8M0 scales, float activations (alias "mxfp4"): by table.
+using mxfp4_weights = policy<quantizer<fp4_e2m1, symmetric, per_group<32>, e8m0_scale>, float_activations>;
+/// FP8 E4M3 per output channel, float activations (alias "fp8"): the weight-only kernels decode by shifts.
+using fp8_channel = policy<quantizer<fp8_e4m3, symmetric, per_channel>, float_activations>;
+
 /// Every policy a model layer can take by name, in the order known_policies() lists them.
 inline constexpr auto policy_table = std::make_tuple(
     policy_entry<fp32_policy>{"fp32"}, policy_entry<presets::w8a8>{"w8a8"}, policy_entry<presets::w4a8>{"w4a8"},
@@ -47,7 +57,8 @@ inline constexpr auto policy_table = std::make_tuple(
     policy_entry<presets::w2a16>{"w2a16"}, policy_entry<presets::w8a8_2of4>{"w8a8_2of4"},
     policy_entry<presets::w4a8_2of4>{"w4a8_2of4"}, policy_entry<presets::w1a1>{"w1a1"},
     policy_entry<w4a8_g32>{"w4a8_g32"}, policy_entry<w4a16_g32>{"w4a16_g32"}, policy_entry<w4a8_pc>{"w4a8_pc"},
-    policy_entry<w4a16_pc>{"w4a16_pc"});
+    policy_entry<w4a16_pc>{"w4a16_pc"}, policy_entry<nf4_g64>{"nf4"}, policy_entry<mxfp4_weights>{"mxfp4"},
+    policy_entry<fp8_channel>{"fp8"});
 
 inline constexpr std::size_t policy_count = std::tuple_size_v<std::remove_cv_t<decltype(policy_table)>>;
 

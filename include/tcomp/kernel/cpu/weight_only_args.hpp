@@ -1,4 +1,5 @@
-// Arguments of the weight-only kernels (W8A16, W4A16, W2A16: integer weights, float activations).
+// Arguments of the weight-only kernels (W8A16, W4A16, W2A16: integer weights; NF4, MXFP4 and other 4-bit
+// lookup formats; FP8: all with float activations).
 // Owned by the weight-only kernel (weight_only_kernel.hpp); weight_only_pack.hpp fills the weights.
 //
 // Arithmetic: every weight is dequantized exactly as the oracle does it, w = fl(s * (u - z)), with u the
@@ -19,6 +20,14 @@
 //   zeros   [panel][group][16] int8: z for 4/2-bit, z - 128 for 8-bit (so that w = s * (b - zeros)).
 // Groups: `group` k per scale group, a multiple of 16 (k_padded for one group per row); `groups` =
 // ceil(k_padded / group).
+//
+// Values of the codes (`values`):
+//   integer    w = fl(s * (u - z)) as above;
+//   table      4-bit codes of a floating format (NF4, FP4 E2M1): w = fl(s * lut[u]), lut the format's 16 values;
+//              zeros are 0;
+//   minifloat  8-bit codes of an 8-bit minifloat (FP8 E4M3, E5M2) stored unchanged (not offset by 128):
+//              w = fl(s * v), v = +-float_from_bits((b & 0x7F) << mf_shift) * mf_scale, which is the format's
+//              value exactly for every finite code (the packer checks each code it stores); zeros are 0.
 #pragma once
 
 #include <cstddef>
@@ -27,6 +36,9 @@
 #include "tcomp/core/config.hpp"
 
 namespace tcomp::cpu {
+
+/// How a weight-only code becomes a value (see above).
+enum class wo_values : std::uint8_t { integer, table, minifloat };
 
 struct weight_only_weights {
     index_t n = 0, k = 0;
@@ -40,6 +52,10 @@ struct weight_only_weights {
     const std::uint8_t* codes = nullptr;  // panels x panel_code_bytes, 64-byte aligned
     const float* scales = nullptr;        // [panel][group][16]
     const std::int8_t* zeros = nullptr;   // [panel][group][16]
+    wo_values values = wo_values::integer;
+    float lut[16] = {};                   // table: the value of each 4-bit code
+    int mf_shift = 0;                     // minifloat: 23 - mantissa bits
+    float mf_scale = 0.0f;                // minifloat: 2^(127 - bias)
 
     /// k per 64-byte block of one row.
     index_t block_k() const { return 512 / code_bits; }

@@ -1,10 +1,15 @@
 // The weight-only GEMV/GEMM kernels (W8A16, W4A16, W2A16: integer weights, fp32 or bf16 activations),
 // templated on the ISA path. Weight layout and arguments: weight_only_args.hpp.
 //
-// Dequantization is exact on every path: w = fl(s * (u - z)), the oracle's value bit for bit.
-//   AVX-512, 4/2-bit  per row and scale group a 16-entry table T[i] = fl((i - z) * s) (2-bit: i mod 4); per
-//                     16-k chunk one shift of the row's 16 words (vpsrld) and one vpermps through T;
-//   AVX2, 2-bit       the same with an 8-entry table and vpermps ymm (3 index bits: i mod 4 again);
+// Dequantization is exact on every path: w = fl(s * (u - z)), the oracle's value bit for bit (table formats:
+// fl(s * lut[u]); minifloats: fl(s * v), v decoded exactly by shifts; weight_only_args.hpp).
+//   AVX-512, 4/2-bit  per row and scale group a 16-entry table T[i] = fl((i - z) * s) (2-bit: i mod 4; table
+//                     formats: fl(lut[i] * s)); per 16-k chunk one shift of the row's 16 words (vpsrld) and one
+//                     vpermps through T;
+//   AVX2, 4-bit       the same 16-entry table, looked up as two vpermps ymm (3 index bits) and a blend on bit 3;
+//   AVX2, 2-bit       an 8-entry table and vpermps ymm (3 index bits: i mod 4 again);
+//   SSE4.1, table     the 16-entry table read lane by lane (no variable permute on this path);
+//   minifloat         widen the bytes, place sign and low 7 bits in a float, one exact multiply, times s;
 //   otherwise         unpack (mask, or sign-extend int8), convert to float, subtract z, multiply by s;
 //   8-bit, one scale per row, direct driver: the sums of x * (b - z) (b - z skipped when all z are 0, as for
 //                     int8 symmetric) are scaled once per output instead of scaling every weight.
@@ -88,11 +93,20 @@ inline float wo_bf16_to_float(std::uint16_t v) {
 
 // Each path's wo_ops provides fb (its xsimd float batch), V (its lanes), fma(a, b, c) = a * b + c (fused where
 // the path has FMA), hsum(v), and for Bits = 8, 4, 2:
-//   build<Bits>(st, s, z)           the state of one row and scale group in 16 floats (a table, or {z, s})
+//   build<Bits>(st, s, z, lut)      the state of one row and scale group in 16 floats (a table, or {z, s});
+//                                   lut: the 4-bit table format's values, or null (integer codes)
 //   load_raw<Bits>(rb) -> raw_t     the register part of a row's 64-byte block (4/2-bit; empty for 8-bit)
-//   load_tab<Bits>(st) -> tab_t     a state into registers
+//   load_tab<Bits>(st, v) -> tab_t  a state into registers (v: the weights' wo_values)
 //   dequant<Bits, J>(rb, raw, h, t) sub-vector h (V lanes) of 16-k chunk J, dequantized (exact)
 //   int8_values<J, Sub>(rb, h, t)   8-bit: b - z (Sub) or b, unscaled
+//   minifloat<J>(rb, h, t, m)       8-bit minifloat codes, decoded and scaled (exact); m: wo_minifloat_args
+
+/// The minifloat decode's constants in registers: the shift (a count for vpslld) and the scaling 2^(127 - bias).
+struct wo_minifloat_args {
+    __m128i shift;
+    float scale;
+    explicit wo_minifloat_args(const weight_only_weights& w) : shift(_mm_cvtsi32_si128(w.mf_shift)), scale(w.mf_scale) {}
+};
 
 // ---------------------------------------------------------------------------------------------- SSE4.1
 #if defined(__SSE4_1__)
@@ -109,10 +123,15 @@ struct wo_ops<isa::sse41> {
     };
     struct tab_t {
         fb z, s;
+        const float* lut;  // 4-bit table formats: the row's 16 scaled values (read lane by lane); else null
     };
     template <int Bits>
-    static void build(float* st, float s, float z) {
-        st[0] = z, st[1] = s;
+    static void build(float* st, float s, float z, const float* lut) {
+        if (Bits == 4 && lut != nullptr) {
+            for (int i = 0; i < 16; ++i) st[i] = lut[i] * s;
+        } else {
+            st[0] = z, st[1] = s;
+        }
     }
     template <int Bits>
     static raw_t load_raw(const std::uint8_t* rb) {
@@ -122,8 +141,9 @@ struct wo_ops<isa::sse41> {
         return r;
     }
     template <int Bits>
-    static tab_t load_tab(const float* st) {
-        return {fb(st[0]), fb(st[1])};
+    static tab_t load_tab(const float* st, wo_values v) {
+        if (Bits == 4 && v == wo_values::table) return {fb(0.0f), fb(0.0f), st};
+        return {fb(st[0]), fb(st[1]), nullptr};
     }
     template <int Bits, int J>
     static fb dequant(const std::uint8_t* rb, const raw_t& raw, int h, const tab_t& t) {
@@ -134,8 +154,20 @@ struct wo_ops<isa::sse41> {
             u = _mm_cvtepi8_epi32(_mm_cvtsi32_si128(word));
         } else {
             u = _mm_and_si128(_mm_srli_epi32(raw.v[h], Bits * J), _mm_set1_epi32((1 << Bits) - 1));
+            if (Bits == 4 && t.lut != nullptr)
+                return _mm_setr_ps(t.lut[_mm_cvtsi128_si32(u)], t.lut[_mm_extract_epi32(u, 1)],
+                                   t.lut[_mm_extract_epi32(u, 2)], t.lut[_mm_extract_epi32(u, 3)]);
         }
         return (fb(_mm_cvtepi32_ps(u)) - t.z) * t.s;
+    }
+    template <int J>
+    static fb minifloat(const std::uint8_t* rb, int h, const tab_t& t, const wo_minifloat_args& m) {
+        std::int32_t word;
+        std::memcpy(&word, rb + 16 * J + 4 * h, 4);
+        const __m128i b = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(word));
+        const __m128i mag = _mm_sll_epi32(_mm_and_si128(b, _mm_set1_epi32(0x7F)), m.shift);
+        const __m128i sgn = _mm_slli_epi32(_mm_and_si128(b, _mm_set1_epi32(0x80)), 24);
+        return fb(_mm_castsi128_ps(_mm_or_si128(mag, sgn))) * fb(m.scale) * t.s;
     }
     /// 8-bit without the scale: b - z (Sub) or b.
     template <int J, bool Sub>
@@ -173,14 +205,24 @@ struct wo_ops_avx2 {
         __m256i v[2];
     };
     struct tab_t {
-        fb a, b;  // 2-bit: a = the 8-entry table; otherwise a = z, b = s
+        fb a, b;  // 2-bit: a = the 8-entry table; 4-bit: a, b = entries 0..7, 8..15 of the table; 8-bit: z, s
     };
-    /// 2-bit: T[i] = fl((i mod 4 - z) * s) for i < 8 (vpermps ymm reads 3 index bits); otherwise {z, s}.
+    /// 2-bit: T[i] = fl((i mod 4 - z) * s) for i < 8 (vpermps ymm reads 3 index bits); 4-bit: the 16-entry table
+    /// T[i] = fl((i - z) * s), or fl(lut[i] * s); 8-bit: {z, s}.
     template <int Bits>
-    static void build(float* st, float s, float z) {
+    static void build(float* st, float s, float z, const float* lut) {
         if constexpr (Bits == 2) {
             const fb iota = _mm256_setr_ps(0.f, 1.f, 2.f, 3.f, 0.f, 1.f, 2.f, 3.f);
             ((iota - fb(z)) * fb(s)).store_aligned(st);
+        } else if constexpr (Bits == 4) {
+            if (lut != nullptr) {
+                (fb::load_unaligned(lut) * fb(s)).store_aligned(st);
+                (fb::load_unaligned(lut + 8) * fb(s)).store_aligned(st + 8);
+            } else {
+                const fb iota = _mm256_setr_ps(0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f);
+                ((iota - fb(z)) * fb(s)).store_aligned(st);
+                ((iota + fb(8.0f) - fb(z)) * fb(s)).store_aligned(st + 8);
+            }
         } else {
             st[0] = z, st[1] = s;
         }
@@ -193,8 +235,9 @@ struct wo_ops_avx2 {
         return r;
     }
     template <int Bits>
-    static tab_t load_tab(const float* st) {
+    static tab_t load_tab(const float* st, wo_values /*v: the table is built either way*/) {
         if constexpr (Bits == 2) return {fb::load_aligned(st), fb(0.0f)};
+        else if constexpr (Bits == 4) return {fb::load_aligned(st), fb::load_aligned(st + 8)};
         else return {fb(st[0]), fb(st[1])};
     }
     template <int Bits, int J>
@@ -205,9 +248,19 @@ struct wo_ops_avx2 {
         } else if constexpr (Bits == 2) {
             return _mm256_permutevar8x32_ps(t.a, _mm256_srli_epi32(raw.v[h], 2 * J));
         } else {
-            const __m256i u = _mm256_and_si256(_mm256_srli_epi32(raw.v[h], 4 * J), _mm256_set1_epi32(15));
-            return (fb(_mm256_cvtepi32_ps(u)) - t.a) * t.b;
+            // vpermps reads the low 3 bits of each index; bit 3 (moved to the sign) picks the upper half.
+            const __m256i u = _mm256_srli_epi32(raw.v[h], 4 * J);
+            const __m256 lo = _mm256_permutevar8x32_ps(t.a, u), hi = _mm256_permutevar8x32_ps(t.b, u);
+            return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(u, 28)));
         }
+    }
+    template <int J>
+    static fb minifloat(const std::uint8_t* rb, int h, const tab_t& t, const wo_minifloat_args& m) {
+        const __m256i b =
+            _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(rb + 16 * J + 8 * h)));
+        const __m256i mag = _mm256_sll_epi32(_mm256_and_si256(b, _mm256_set1_epi32(0x7F)), m.shift);
+        const __m256i sgn = _mm256_slli_epi32(_mm256_and_si256(b, _mm256_set1_epi32(0x80)), 24);
+        return fb(_mm256_castsi256_ps(_mm256_or_si256(mag, sgn))) * fb(m.scale) * t.b;
     }
     template <int J, bool Sub>
     static fb int8_values(const std::uint8_t* rb, int h, const tab_t& t) {
@@ -252,11 +305,14 @@ struct wo_ops_avx512 {
     struct tab_t {
         fb a, b;  // 4/2-bit: a = the 16-entry table; 8-bit: a = z, b = s
     };
-    /// 4/2-bit: the 16-entry table T[i] = fl((i - z) * s) (2-bit: i mod 4); 8-bit: {z, s}.
+    /// 4/2-bit: the 16-entry table T[i] = fl((i - z) * s) (2-bit: i mod 4; 4-bit table formats: fl(lut[i] * s));
+    /// 8-bit: {z, s}.
     template <int Bits>
-    static void build(float* st, float s, float z) {
+    static void build(float* st, float s, float z, const float* lut) {
         if constexpr (Bits == 8) {
             st[0] = z, st[1] = s;
+        } else if (Bits == 4 && lut != nullptr) {
+            (fb::load_unaligned(lut) * fb(s)).store_aligned(st);
         } else {
             const fb iota = Bits == 4 ? _mm512_setr_ps(0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f, 8.f, 9.f, 10.f, 11.f,
                                                        12.f, 13.f, 14.f, 15.f)
@@ -267,7 +323,12 @@ struct wo_ops_avx512 {
     }
     /// The states of RB consecutive rows from their scale / zero entries (zero offsets converted 16 at once).
     template <int Bits, int RB>
-    static void build_rows(float (*st)[16], const float* scales, const std::int8_t* zeros) {
+    static void build_rows(float (*st)[16], const float* scales, const std::int8_t* zeros, const float* lut) {
+        if (lut != nullptr) {
+#pragma GCC unroll 16
+            for (int r = 0; r < RB; ++r) build<Bits>(st[r], scales[r], 0.0f, lut);
+            return;
+        }
         __m128i zb;
         if constexpr (RB == 16) {
             zb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(zeros));
@@ -284,7 +345,7 @@ struct wo_ops_avx512 {
         // port-5 shuffles per row).
         __asm__("" : "+m"(zf));
 #pragma GCC unroll 16
-        for (int r = 0; r < RB; ++r) build<Bits>(st[r], scales[r], zf[r]);
+        for (int r = 0; r < RB; ++r) build<Bits>(st[r], scales[r], zf[r], nullptr);
     }
     template <int Bits>
     static raw_t load_raw(const std::uint8_t* rb) {
@@ -292,9 +353,16 @@ struct wo_ops_avx512 {
         else return {_mm512_setzero_si512()};
     }
     template <int Bits>
-    static tab_t load_tab(const float* st) {
+    static tab_t load_tab(const float* st, wo_values /*v: 4/2-bit states are tables either way*/) {
         if constexpr (Bits == 8) return {fb(st[0]), fb(st[1])};
         else return {fb::load_aligned(st), fb(0.0f)};
+    }
+    template <int J>
+    static fb minifloat(const std::uint8_t* rb, int /*h*/, const tab_t& t, const wo_minifloat_args& m) {
+        const __m512i b = _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(rb + 16 * J)));
+        const __m512i mag = _mm512_sll_epi32(_mm512_and_si512(b, _mm512_set1_epi32(0x7F)), m.shift);
+        const __m512i sgn = _mm512_slli_epi32(_mm512_and_si512(b, _mm512_set1_epi32(0x80)), 24);
+        return fb(_mm512_castsi512_ps(_mm512_or_si512(mag, sgn))) * fb(m.scale) * t.b;
     }
     template <int Bits, int J>
     static fb dequant(const std::uint8_t* rb, const raw_t& raw, int /*h: one vector per chunk*/, const tab_t& t) {
@@ -339,12 +407,12 @@ struct wo_blocking<isa::avx512_vnni> : wo_blocking_avx512 {};
 
 /// The states of RB consecutive rows: ops::build_rows where the path has it, else row by row.
 template <class Ops, int Bits, int RB>
-void wo_build_rows(float (*st)[16], const float* scales, const std::int8_t* zeros) {
-    if constexpr (Bits != 8 && requires { Ops::template build_rows<Bits, RB>(st, scales, zeros); }) {
-        Ops::template build_rows<Bits, RB>(st, scales, zeros);
+void wo_build_rows(float (*st)[16], const float* scales, const std::int8_t* zeros, const float* lut) {
+    if constexpr (Bits != 8 && requires { Ops::template build_rows<Bits, RB>(st, scales, zeros, lut); }) {
+        Ops::template build_rows<Bits, RB>(st, scales, zeros, lut);
     } else {
 #pragma GCC unroll 16
-        for (int r = 0; r < RB; ++r) Ops::template build<Bits>(st[r], scales[r], static_cast<float>(zeros[r]));
+        for (int r = 0; r < RB; ++r) Ops::template build<Bits>(st[r], scales[r], static_cast<float>(zeros[r]), lut);
     }
 }
 
@@ -360,7 +428,8 @@ void wo_block_states(const weight_only_weights& w, index_t p, index_t kb, int r0
         const index_t g = (kb * bk + s * SEG * 16) / w.group;
         if (segs == 1 && g == group_now) continue;
         group_now = g;
-        wo_build_rows<Ops, Bits, RB>(st[s], w.scales + base + g * 16, w.zeros + base + g * 16);
+        wo_build_rows<Ops, Bits, RB>(st[s], w.scales + base + g * 16, w.zeros + base + g * 16,
+                                     w.values == wo_values::table ? w.lut : nullptr);
     }
 }
 
@@ -424,6 +493,7 @@ void wo_direct_rows(const weight_only_weights& w, index_t p, int r0, const float
 
     const std::uint8_t* codes = w.codes + static_cast<std::size_t>(p) * w.panel_code_bytes;
     const index_t blocks = w.k_padded / bk;
+    const wo_minifloat_args mf(w);
     for (index_t kb = 0; kb < blocks; ++kb) {
         wo_block_states<ops, Bits, SEG, RB>(w, p, kb, r0, st, group_now);
         const std::uint8_t* cb = codes + kb * 16 * 64 + r0 * 64;
@@ -443,11 +513,12 @@ void wo_direct_rows(const weight_only_weights& w, index_t p, int r0, const float
                 (
                     [&] {
                         constexpr int j = Js;
-                        if constexpr (j % SEG == 0) tab = ops::template load_tab<Bits>(st[j / SEG][r]);
+                        if constexpr (j % SEG == 0) tab = ops::template load_tab<Bits>(st[j / SEG][r], w.values);
 #pragma GCC unroll 4
                         for (int h = 0; h < S; ++h) {
                             fb wv;
                             if constexpr (Mode8 == 0) wv = ops::template dequant<Bits, j>(cb + r * 64, raw, h, tab);
+                            else if constexpr (Mode8 == 3) wv = ops::template minifloat<j>(cb + r * 64, h, tab, mf);
                             else wv = ops::template int8_values<j, Mode8 == 1>(cb + r * 64, h, tab);
 #pragma GCC unroll 4
                             for (int m = 0; m < MR; ++m)
@@ -458,13 +529,13 @@ void wo_direct_rows(const weight_only_weights& w, index_t p, int r0, const float
             }(std::make_integer_sequence<int, J>{});
         }
     }
-    const float* scale = w.scales + p * w.groups * 16 + r0;  // Mode8 != 0: one group, scale applied here
+    const float* scale = w.scales + p * w.groups * 16 + r0;  // Mode8 1, 2: one group, scale applied here
 #pragma GCC unroll 4
     for (int m = 0; m < MR; ++m)
 #pragma GCC unroll 16
         for (int r = 0; r < RB; ++r) {
             const float sum = ops::hsum(acc[m][r]);
-            out[m * 16 + r] = Mode8 == 0 ? sum : sum * scale[r];
+            out[m * 16 + r] = Mode8 == 0 || Mode8 == 3 ? sum : sum * scale[r];
         }
 }
 
@@ -478,7 +549,8 @@ void wo_direct_panel(const weight_only_weights& w, index_t p, const float* x, in
 /// Rows [m_begin, m_end) (fewer than direct_rows): the codes stream through registers once per block of
 /// up to 4 rows.
 /// Mode8 (8-bit with one scale group per row only): 1 = sum x * (b - z) and scale the sum, 2 = the same when
-/// every zero offset is 0 (int8 symmetric); 0 = dequantize each weight.
+/// every zero offset is 0 (int8 symmetric); 0 = dequantize each weight; 3 (8-bit minifloat codes, any groups):
+/// decode and scale each weight.
 template <class Isa, int Bits, int SEG, int Mode8>
 void wo_run_direct(const weight_only_call& c) {
     const weight_only_weights& w = *c.w;
@@ -523,12 +595,15 @@ inline constexpr index_t wo_kc = 256;  // k per block (a multiple of every block
 template <class Isa, int Bits, int SEG>
 void wo_dequant_panel(const weight_only_weights& w, index_t p, index_t kc, index_t kl, float* wb, index_t ldw) {
     using ops = wo_ops<Isa>;
+    using fb = typename ops::fb;
     constexpr int V = ops::V, S = 16 / V;
     constexpr index_t bk = 512 / Bits;
     constexpr int J = static_cast<int>(bk / 16);
     alignas(64) float st[J / SEG][16][16];
     index_t group_now = -1;
     const std::uint8_t* codes = w.codes + static_cast<std::size_t>(p) * w.panel_code_bytes;
+    const wo_minifloat_args mf(w);
+    const bool minifloat = Bits == 8 && w.values == wo_values::minifloat;
     for (index_t kb = kc / bk; kb < (kc + kl) / bk; ++kb) {
         wo_block_states<ops, Bits, SEG, 16>(w, p, kb, 0, st, group_now);
         const std::uint8_t* cb = codes + kb * 16 * 64;
@@ -542,10 +617,16 @@ void wo_dequant_panel(const weight_only_weights& w, index_t p, index_t kc, index
                 (
                     [&] {
                         constexpr int j = Js;
-                        if constexpr (j % SEG == 0) tab = ops::template load_tab<Bits>(st[j / SEG][r]);
+                        if constexpr (j % SEG == 0) tab = ops::template load_tab<Bits>(st[j / SEG][r], w.values);
 #pragma GCC unroll 4
-                        for (int h = 0; h < S; ++h)
-                            ops::template dequant<Bits, j>(cb, raw, h, tab).store_aligned(dst + 16 * j + h * V);
+                        for (int h = 0; h < S; ++h) {
+                            fb v;
+                            if constexpr (Bits == 8)
+                                v = minifloat ? ops::template minifloat<j>(cb, h, tab, mf)
+                                              : ops::template dequant<Bits, j>(cb, raw, h, tab);
+                            else v = ops::template dequant<Bits, j>(cb, raw, h, tab);
+                            v.store_aligned(dst + 16 * j + h * V);
+                        }
                     }(),
                     ...);
             }(std::make_integer_sequence<int, J>{});
@@ -675,6 +756,13 @@ template <class Isa, int Bits>
 void wo_run(const weight_only_call& c) {
     const bool direct = c.m_end - c.m_begin < wo_blocking<Isa>::direct_rows;
     if constexpr (Bits == 8) {
+        if (c.w->values == wo_values::minifloat) {
+            wo_with_segment<8>(*c.w, [&]<int SEG>() {
+                if (direct) wo_run_direct<Isa, 8, SEG, 3>(c);
+                else wo_run_panels<Isa, 8, SEG>(c);
+            });
+            return;
+        }
         // One scale per row (per_channel, per_tensor): scale the sums rather than every weight.
         if (direct && c.w->groups == 1) {
             constexpr int seg = 4;

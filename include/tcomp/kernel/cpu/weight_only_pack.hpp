@@ -3,12 +3,16 @@
 //
 // Supported: dense integer-grid weight formats (1..8 bits) whose codes span at most 256 integers, packed at
 // the narrowest of 2, 4 or 8 bits that holds u = code - code_min, unless a wider one streams fewer bytes (see
-// packing_bits: a short K); any scale kind (decoded once here to a float per row and group); zero points;
-// per_tensor, per_channel, or per_group<G> with G a multiple of 16.
+// packing_bits: a short K); floating formats of at most 4 bits (NF4, FP4 E2M1, ...: 4-bit codes and a table of
+// their values) and 8-bit minifloats (FP8 E4M3, E5M2: decoded by shifts); any scale kind (decoded once here to
+// a float per row and group); zero points; per_tensor, per_channel, or per_group<G> with G a multiple of 16.
 // Anything else gets a reason string back (the front door then runs the scalar oracle).
 #pragma once
 
 #include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
 #include <cstddef>
 #include <cstdint>
 #include <sstream>
@@ -90,6 +94,101 @@ inline int packing_bits(int narrowest, index_t k, index_t group_size) {
 
 }  // namespace detail
 
+/// An 8-bit minifloat code decoded as the minifloat kernels do it: the sign and the 7 low bits placed in a float
+/// (exponent field and top mantissa bits: float's own subnormals cover the format's), then one exact scaling.
+inline float wo_minifloat_value(std::uint32_t code, int shift, float scale) {
+    const std::uint32_t bits = ((code & 0x80u) << 24) | ((code & 0x7Fu) << shift);
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    return f * scale;
+}
+
+/// The floating formats: 4-bit codes through a table of their values, or 8-bit minifloats decoded by shifts.
+template <class Q, class S>
+std::string pack_weight_only_floating(const compressed_view<Q, S>& w, weight_only_storage& out) {
+    using F = typename Q::format;
+    constexpr bool table = F::bits <= 4;
+    constexpr bool minifloat = requires {
+        F::exponent_bits;
+        F::mantissa_bits;
+        F::bias;
+    } && F::bits == 8;
+    if constexpr (!table && !minifloat) {
+        return detail::weight_only_reason("a ", F::bits, "-bit floating format: the weight-only kernels take floating "
+                                          "formats of at most 4 bits (by table) and 8-bit minifloats");
+    } else {
+        const packed_layout& l = w.packed().layout;
+        const index_t n = w.rows(), k = w.cols();
+        if (n == 0 || k == 0) return "an empty weight matrix";
+        const index_t group_size = l.group_size;
+        const bool one_group = group_size >= k;
+        if (!one_group && group_size % 16 != 0)
+            return detail::weight_only_reason("group size ", group_size,
+                                              " is not a multiple of 16 (the weight-only kernels' k-step)");
+        constexpr int bits = table ? 4 : 8;
+        constexpr index_t bk = 512 / bits;
+        const index_t k_padded = (k + bk - 1) / bk * bk;
+        const index_t group = one_group ? k_padded : group_size;
+        const index_t groups = (k_padded + group - 1) / group;
+        const index_t real_groups = one_group ? 1 : k / group;
+        const index_t panels = (n + 15) / 16;
+
+        out = weight_only_storage{};
+        weight_only_weights& d = out.desc;
+        d.n = n, d.k = k, d.k_padded = k_padded, d.group = group, d.groups = groups, d.panels = panels;
+        d.code_bits = bits;
+        d.zero_free = true;
+        d.panel_code_bytes = static_cast<std::size_t>(k_padded) * 16 * bits / 8;
+        // Which codes the kernels decode to the format's value: a code that does not (NaN, infinity) must not
+        // reach them, or the SIMD result would differ from the oracle's.
+        std::array<bool, 256> exact{};
+        if constexpr (table) {
+            d.values = wo_values::table;
+            for (std::uint32_t c = 0; c < 16; ++c) {
+                const float v = c < (1u << F::bits) ? F::decode(c) : 0.0f;
+                d.lut[c] = v;
+                exact[c] = std::isfinite(v);
+            }
+        } else {
+            d.values = wo_values::minifloat;
+            d.mf_shift = 23 - F::mantissa_bits;
+            d.mf_scale = std::ldexp(1.0f, 127 - F::bias);
+            for (std::uint32_t c = 0; c < 256; ++c) {
+                const float want = F::decode(c), got = wo_minifloat_value(c, d.mf_shift, d.mf_scale);
+                exact[c] = std::isfinite(want) && tcomp::detail::float_bits(want) == tcomp::detail::float_bits(got);
+            }
+        }
+        out.codes = aligned_buffer<std::uint8_t>(static_cast<std::size_t>(panels) * d.panel_code_bytes);
+        out.scales = aligned_buffer<float>(static_cast<std::size_t>(panels * groups * 16));
+        out.zeros = aligned_buffer<std::int8_t>(static_cast<std::size_t>(panels * groups * 16));
+        const int code_bits = l.code_bits;
+        for (index_t r = 0; r < n; ++r) {
+            const index_t p = r / 16, i = r % 16;
+            for (index_t g = 0; g < real_groups; ++g)
+                out.scales[static_cast<std::size_t>((p * groups + g) * 16 + i)] = w.scale(r, one_group ? 0 : g * group);
+            const std::uint8_t* row = w.packed().row_codes(r);
+            std::uint8_t* dst = out.codes.data() + static_cast<std::size_t>(p) * d.panel_code_bytes +
+                                static_cast<std::size_t>(i) * 64;
+            for (index_t c = 0; c < k; ++c) {
+                const std::uint32_t u = read_packed(row, c, code_bits);
+                if (!exact[u])
+                    return detail::weight_only_reason("weight (", r, ", ", c, ") has code ", u, ", which ", F::name,
+                                                      " decodes to ", F::decode(u), ": not a finite weight");
+                const index_t kb = c / bk, j = (c % bk) / 16, dd = c % 16;
+                std::uint8_t* block = dst + kb * 16 * 64;
+                if constexpr (bits == 8) {
+                    block[16 * j + dd] = static_cast<std::uint8_t>(u);
+                } else {
+                    const index_t bit = 4 * j;  // within the little-endian word dd
+                    block[4 * dd + bit / 8] = static_cast<std::uint8_t>(block[4 * dd + bit / 8] | (u << (bit % 8)));
+                }
+            }
+        }
+        out.bind();
+        return "";
+    }
+}
+
 /// Packs w for the weight-only kernels. Returns "" on success, else why the composition is not supported.
 template <class Q, class S>
 std::string pack_weight_only(const compressed_view<Q, S>& w, weight_only_storage& out) {
@@ -97,7 +196,7 @@ std::string pack_weight_only(const compressed_view<Q, S>& w, weight_only_storage
     if constexpr (S::kind != sparsity_kind::dense) {
         return "sparse weights: the weight-only kernels take dense matrices";
     } else if constexpr (!integer_grid_format<F>) {
-        return "the weight format is floating point: the weight-only kernels take integer-grid formats";
+        return pack_weight_only_floating(w, out);
     } else if constexpr (F::code_max - F::code_min > 255) {
         return "the weight codes span more than 256 integers";
     } else {
