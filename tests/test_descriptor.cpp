@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <tcomp/io/compressed_model.hpp>
+#include <tcomp/kernel/reference/matmul.hpp>
 #include <tcomp/model/linear.hpp>
 #include <tcomp/model/recipe.hpp>
 #include <tcomp/quant/compressed_tensor.hpp>
@@ -357,6 +358,20 @@ TEST_CASE("compressed file v2: every composition saves, loads bit-identically an
     const model::linear ref = model::linear::make("w=fp8_e4m3:channel a=fp8_e4m3:token", w.view(), bias, "ref");
     CHECK_THAT(ref.kernel_note(), Catch::Contains("reference path") && Catch::Contains("w=fp8_e4m3:channel a=fp8_e4m3:token"));
     CHECK(ref.policy() == "fp8_a8");
+    // W8A8 with calibrated per-tensor activations: the int_dot kernels with the stored scales, bit for bit the
+    // oracle's result; without scales, a layer cannot be made.
+    compressed_tensor st = compress(*resolve_policy("w8a8_static"), w.view());
+    const matrix_view<const float> batches[] = {calib.view()};
+    calibrate(st, batches);
+    const model::linear static_layer = model::linear::from_compressed(st, bias, "static");
+    CHECK(static_layer.kernel_note().empty());
+    CHECK(static_layer.policy() == "w8a8_static");
+    dense_matrix<float> ys(5, 32), yo(5, 32);
+    static_layer.forward(x.view(), ys.view());
+    reference::matmul(x.view(), to_typed<presets::w8a8_static>(st), yo.view(), bias);
+    CHECK(ys.storage() == yo.storage());
+    CHECK_THAT(error_of([&] { (void)model::linear::make("w8a8_static", w.view(), bias, "uncalibrated"); }),
+               Catch::Contains("uncalibrated") && Catch::Contains("calibrated (static) scales"));
 }
 
 TEST_CASE("compressed file v2: a descriptor that disagrees with the tensors is rejected before any read",

@@ -258,6 +258,7 @@ TEST_CASE("linear: every registered policy runs, errors name the layer", "[llama
     CHECK(std::equal(y2.storage().begin(), y2.storage().end(), y_ref.storage().begin()));
 
     for (std::string_view p : known_policies()) {
+        if (is_static_policy(p)) continue;  // needs calibrated scales (test_descriptor: the file table)
         const auto l = linear::make(p, w.view(), bias, "layer." + std::string(p));
         CHECK(l.policy() == p);
         l.forward(x.view(), y.view(), 2);

@@ -147,7 +147,7 @@ class packed_linear final : public linear_impl {
 public:
     /// Already compressed weights (a file, an import): packed as they are, never re-quantized.
     explicit packed_linear(compressed_tensor t)
-        : stored_(t.bytes()), w_(cpu::pack(to_typed<Policy>(std::move(t), "linear"))) {}
+        : stored_(t.bytes()), w_(cpu::pack(to_typed<Policy>(require_scales(std::move(t)), "linear"))) {}
 
     void forward(matrix_view<const float> x, matrix_view<float> y, std::span<const float> bias,
                  int threads) const override {
@@ -159,6 +159,14 @@ public:
     const cpu::packed_weights<Policy>& packed() const { return w_; }
 
 private:
+    static compressed_tensor require_scales(compressed_tensor t) {
+        if (t.needs_calibration() && !t.activation_scales)
+            tcomp::detail::throw_error<value_error>(
+                "the policy quantizes activations with calibrated (static) scales, but the weights carry none "
+                "(calibrate() them or load them from a file)");
+        return t;
+    }
+
     std::size_t stored_;
     cpu::packed_weights<Policy> w_;
 };

@@ -58,7 +58,11 @@ inline constexpr auto policy_table = std::make_tuple(
     policy_entry<presets::w4a8_2of4>{"w4a8_2of4"}, policy_entry<presets::w1a1>{"w1a1"},
     policy_entry<w4a8_g32>{"w4a8_g32"}, policy_entry<w4a16_g32>{"w4a16_g32"}, policy_entry<w4a8_pc>{"w4a8_pc"},
     policy_entry<w4a16_pc>{"w4a16_pc"}, policy_entry<nf4_g64>{"nf4"}, policy_entry<mxfp4_weights>{"mxfp4"},
-    policy_entry<fp8_channel>{"fp8"});
+    policy_entry<fp8_channel>{"fp8"}, policy_entry<presets::w8a8_static>{"w8a8_static"});
+
+/// Whether a typed policy quantizes activations with calibrated (static) scales: such a layer needs its scales
+/// (calibrate(), or a file), so it cannot be made from float weights alone.
+constexpr bool is_static_policy(std::string_view name) { return name == "w8a8_static"; }
 
 inline constexpr std::size_t policy_count = std::tuple_size_v<std::remove_cv_t<decltype(policy_table)>>;
 
