@@ -291,6 +291,31 @@ TEST_CASE("cpu int_dot: compositions without a kernel run the oracle and say why
     CHECK_THAT(p2.unsupported_reason(), Catch::Contains("stochastic"));
 }
 
+TEST_CASE("cpu family table: one row per policy, chosen once", "[cpu_int_dot]") {
+    using cpu::family_of;
+    using cpu::kernel_family;
+    static_assert(family_of<presets::w8a8>() == kernel_family::int_dot);
+    static_assert(family_of<presets::w4a8_2of4>() == kernel_family::int_dot);
+    static_assert(family_of<presets::w8a8_static>() == kernel_family::int_dot);
+    static_assert(family_of<presets::w4a16>() == kernel_family::weight_only);
+    static_assert(family_of<presets::w1a1>() == kernel_family::binary);
+    // Binary weights with int8 activations: int_dot (the binary row takes sign grids on both sides only).
+    using w1a8 = policy<quantizer<binary_format, symmetric, per_channel>, presets::int8_per_token>;
+    static_assert(family_of<w1a8>() == kernel_family::int_dot);
+    // What pack() reports comes from the row: packed, or reference with the row's reason; uses_simd from the row's
+    // kernel entry on the active path.
+    const auto w = gaussian(16, 64, 810);
+    const auto packed = cpu::pack(compress<presets::w4a16>(gaussian(16, 128, 811).view()));
+    CHECK(packed.family() == kernel_family::weight_only);
+    CHECK(packed.kernel_bytes() == packed.weight_only().bytes());
+    CHECK(cpu::uses_simd(packed) == (cpu::active_path() != cpu::isa_path::reference));
+    using stochastic_a = policy<presets::int8_per_channel, quantizer<int_format<8>, symmetric, per_token, dynamic, stochastic>>;
+    const auto p2 = cpu::pack(compress<stochastic_a>(w.view()));
+    CHECK(p2.family() == kernel_family::reference);
+    CHECK_FALSE(cpu::uses_simd(p2));
+    CHECK(p2.kernel_bytes() == p2.source().weights().bytes());
+}
+
 TEST_CASE("cpu dispatch: forcing paths, TCOMP_CPU_PATH, errors", "[cpu_int_dot]") {
     const auto best = cpu::active_path();
     CHECK(best == cpu::best_available_path());

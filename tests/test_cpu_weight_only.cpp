@@ -49,6 +49,7 @@ using int8_g32_asym = policy<quantizer<int_format<8>, asymmetric, per_group<32>>
 using nf4_g64 = policy<quantizer<nf4_format, symmetric, per_group<64>>, float_activations>;
 using mxfp4 = policy<quantizer<fp4_e2m1, symmetric, per_group<32>, e8m0_scale>, float_activations>;
 using fp4_channel = policy<quantizer<fp4_e2m1, symmetric, per_channel>, float_activations>;
+using nf4_g16 = policy<quantizer<nf4_format, symmetric, per_group<16>>, float_activations>;
 using fp8_channel = policy<quantizer<fp8_e4m3, symmetric, per_channel>, float_activations>;
 using fp8_e5m2_g32 = policy<quantizer<fp8_e5m2, symmetric, per_group<32>>, float_activations>;
 
@@ -193,6 +194,7 @@ TEST_CASE("weight-only kernels match the oracle on every path", "[cpu_weight_onl
     SECTION("nf4 per_group<64> (table)") { check_policy<nf4_g64>("nf4 g64", 800); }
     SECTION("mxfp4: fp4 e2m1 per_group<32>, e8m0 scales (table)") { check_policy<mxfp4>("mxfp4", 900); }
     SECTION("fp4 e2m1 per channel (table)") { check_policy<fp4_channel>("fp4 channel", 1000); }
+    SECTION("nf4 per_group<16> (table, a scale per chunk)") { check_policy<nf4_g16>("nf4 g16", 1050); }
     SECTION("fp8 e4m3 per channel (minifloat)") { check_policy<fp8_channel>("fp8 channel", 1100); }
     SECTION("fp8 e5m2 per_group<32> (minifloat)") { check_policy<fp8_e5m2_g32>("fp8 e5m2 g32", 1200); }
 }

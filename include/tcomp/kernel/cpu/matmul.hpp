@@ -240,18 +240,12 @@ bool run_binary(const packed_weights<Policy>& w, const kernel_table& table, matr
 
 }  // namespace detail
 
-/// The path and kernel family a call with these weights would use now.
+/// Whether a call with these weights runs a SIMD kernel now: they were packed, and the active path's kernel table
+/// has their family's kernel (the family-table row says which entry that is).
 template <class Policy>
 bool uses_simd(const packed_weights<Policy>& w) {
-    const isa_path p = active_path();
-    const kernel_table* t = kernels_for(p);
-    if (t == nullptr) return false;
-    switch (w.family()) {
-        case kernel_family::int_dot: return t->int_dot != nullptr;
-        case kernel_family::weight_only: return t->weight_only != nullptr;
-        case kernel_family::binary: return t->binary != nullptr;
-        default: return false;
-    }
+    const kernel_table* t = kernels_for(active_path());
+    return t != nullptr && w.family() != kernel_family::reference && packed_weights<Policy>::family_type::has_kernel(*t);
 }
 
 }  // namespace tcomp::cpu
@@ -272,12 +266,11 @@ void matmul(matrix_view<const float> x, const cpu::packed_weights<Policy>& w, ma
     }
     const cpu::kernel_table& table = *cpu::kernels_for(cpu::active_path());
     const int threads = cpu::detail::resolve_threads(options.threads);
-    // uses_simd() said the family has a kernel; the family follows from the policy type.
-    using WQ = typename Policy::weight_quantizer;
-    if constexpr (!Policy::quantizes_activations) {
+    // uses_simd() said the family has a kernel; run it (the family is the policy's row of the family table).
+    constexpr cpu::kernel_family family = cpu::family_of<Policy>();
+    if constexpr (family == cpu::kernel_family::weight_only) {
         cpu::detail::run_weight_only(w, table, x, y, bias, threads);
-    } else if constexpr (tcomp::detail::is_sign_grid<typename WQ::format>() &&
-                         tcomp::detail::is_sign_grid<typename Policy::activation_quantizer::format>()) {
+    } else if constexpr (family == cpu::kernel_family::binary) {
         if (!cpu::detail::run_binary(w, table, x, y, bias, threads))
             reference::matmul(x, w.source(), y, bias, options.quantize);
     } else {

@@ -494,8 +494,16 @@ void wo_direct_rows(const weight_only_weights& w, index_t p, int r0, const float
     const std::uint8_t* codes = w.codes + static_cast<std::size_t>(p) * w.panel_code_bytes;
     const index_t blocks = w.k_padded / bk;
     const wo_minifloat_args mf(w);
+    // Mode 4: the format's own table (unscaled) in registers once; each chunk's values are then scaled.
+    [[maybe_unused]] alignas(64) float lut[16];  // (SSE4.1's table state points into it)
+    typename ops::tab_t lut_tab{};
+    if constexpr (Mode8 == 4) {
+        std::memcpy(lut, w.lut, sizeof lut);
+        lut_tab = ops::template load_tab<Bits>(lut, wo_values::table);
+    }
+    const float* scales = w.scales + p * w.groups * 16 + r0;
     for (index_t kb = 0; kb < blocks; ++kb) {
-        wo_block_states<ops, Bits, SEG, RB>(w, p, kb, r0, st, group_now);
+        if constexpr (Mode8 != 4) wo_block_states<ops, Bits, SEG, RB>(w, p, kb, r0, st, group_now);
         const std::uint8_t* cb = codes + kb * 16 * 64 + r0 * 64;
         const float* xk = x + kb * bk;
         if (prefetch && r0 == 0) {
@@ -513,11 +521,18 @@ void wo_direct_rows(const weight_only_weights& w, index_t p, int r0, const float
                 (
                     [&] {
                         constexpr int j = Js;
-                        if constexpr (j % SEG == 0) tab = ops::template load_tab<Bits>(st[j / SEG][r], w.values);
+                        [[maybe_unused]] fb sv(0.0f);
+                        if constexpr (Mode8 == 4) {
+                            tab = lut_tab;
+                            sv = fb(scales[((kb * bk + 16 * j) / w.group) * 16 + r]);
+                        } else if constexpr (j % SEG == 0) {
+                            tab = ops::template load_tab<Bits>(st[j / SEG][r], w.values);
+                        }
 #pragma GCC unroll 4
                         for (int h = 0; h < S; ++h) {
                             fb wv;
                             if constexpr (Mode8 == 0) wv = ops::template dequant<Bits, j>(cb + r * 64, raw, h, tab);
+                            else if constexpr (Mode8 == 4) wv = ops::template dequant<Bits, j>(cb + r * 64, raw, h, tab) * sv;
                             else if constexpr (Mode8 == 3) wv = ops::template minifloat<j>(cb + r * 64, h, tab, mf);
                             else wv = ops::template int8_values<j, Mode8 == 1>(cb + r * 64, h, tab);
 #pragma GCC unroll 4
@@ -535,7 +550,7 @@ void wo_direct_rows(const weight_only_weights& w, index_t p, int r0, const float
 #pragma GCC unroll 16
         for (int r = 0; r < RB; ++r) {
             const float sum = ops::hsum(acc[m][r]);
-            out[m * 16 + r] = Mode8 == 0 || Mode8 == 3 ? sum : sum * scale[r];
+            out[m * 16 + r] = Mode8 == 1 || Mode8 == 2 ? sum * scale[r] : sum;
         }
 }
 
@@ -550,7 +565,9 @@ void wo_direct_panel(const weight_only_weights& w, index_t p, const float* x, in
 /// up to 4 rows.
 /// Mode8 (8-bit with one scale group per row only): 1 = sum x * (b - z) and scale the sum, 2 = the same when
 /// every zero offset is 0 (int8 symmetric); 0 = dequantize each weight; 3 (8-bit minifloat codes, any groups):
-/// decode and scale each weight.
+/// decode and scale each weight; 4 (4-bit table formats with a scale group per chunk, e.g. MXFP4's 32): look up
+/// the format's own table, kept in registers, and multiply by the chunk's scale, rather than building a scaled
+/// table for every chunk of every row (fl(lut[u] * s) either way).
 template <class Isa, int Bits, int SEG, int Mode8>
 void wo_run_direct(const weight_only_call& c) {
     const weight_only_weights& w = *c.w;
@@ -768,6 +785,12 @@ void wo_run(const weight_only_call& c) {
             constexpr int seg = 4;
             if (c.w->zero_free) wo_run_direct<Isa, 8, seg, 2>(c);
             else wo_run_direct<Isa, 8, seg, 1>(c);
+            return;
+        }
+    }
+    if constexpr (Bits == 4) {
+        if (direct && c.w->values == wo_values::table && wo_segment<4>(*c.w) == 1) {
+            wo_run_direct<Isa, 4, 1, 4>(c);
             return;
         }
     }
