@@ -103,6 +103,15 @@ bool overlaps(matrix_view<A> a, matrix_view<B> b) {
     return ab < ae && bb < be && ab < be && bb < ae;
 }
 
+/// Throws shape_error "<where>: Y overlaps X (or the bias) in memory" when y shares memory with x or with the bias:
+/// the kernels write Y a tile at a time while still reading X and the bias, so in-place calls are not supported.
+template <class X>
+void require_no_overlap(matrix_view<X> x, matrix_view<const float> y, std::span<const float> bias, const char* where) {
+    if (overlaps(x, y)) throw_error<shape_error>(where, ": Y overlaps X in memory (Y must not alias X)");
+    if (!bias.empty() && overlaps(matrix_view<const float>(bias.data(), 1, static_cast<index_t>(bias.size())), y))
+        throw_error<shape_error>(where, ": Y overlaps the bias in memory (Y must not alias it)");
+}
+
 /// Whether all n floats are finite: the exponent field is not all ones. Branch-free over 16 floats at a time
 /// (SSE2, the x86-64 baseline) because every matmul call checks its whole input.
 inline bool all_finite(const float* p, index_t n) {

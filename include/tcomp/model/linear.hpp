@@ -96,17 +96,22 @@ protected:
     std::vector<float> w_;
 };
 
+/// t itself, or value_error when its descriptor quantizes activations with calibrated scales and it carries none.
+inline compressed_tensor require_activation_scales(compressed_tensor t) {
+    if (t.needs_calibration() && !t.activation_scales)
+        tcomp::detail::throw_error<value_error>(
+            "the policy quantizes activations with calibrated (static) scales, but the weights carry none "
+            "(calibrate() them or load them from a file)");
+    return t;
+}
+
 /// A descriptor without a typed kernel path: weights dequantized once; each call quantizes and dequantizes
 /// the activations as the descriptor says, then the float GEMM of fp32_linear. Same codes and scales as the
 /// compressed tensor; the products are summed in float, not in the oracle's exact integers.
 class reference_linear final : public fp32_linear {
 public:
-    explicit reference_linear(compressed_tensor t) : fp32_linear(dequantize(t).view()), t_(std::move(t)) {
-        if (t_.needs_calibration() && !t_.activation_scales)
-            tcomp::detail::throw_error<value_error>(
-                "the policy quantizes activations with calibrated (static) scales, but the weights carry none "
-                "(calibrate() them or load them from a file)");
-    }
+    explicit reference_linear(compressed_tensor t)
+        : fp32_linear(dequantize(t).view()), t_(require_activation_scales(std::move(t))) {}
 
     void forward(matrix_view<const float> x, matrix_view<float> y, std::span<const float> bias,
                  int threads) const override {
@@ -147,7 +152,7 @@ class packed_linear final : public linear_impl {
 public:
     /// Already compressed weights (a file, an import): packed as they are, never re-quantized.
     explicit packed_linear(compressed_tensor t)
-        : stored_(t.bytes()), w_(cpu::pack(to_typed<Policy>(require_scales(std::move(t)), "linear"))) {}
+        : stored_(t.bytes()), w_(cpu::pack(to_typed<Policy>(require_activation_scales(std::move(t)), "linear"))) {}
 
     void forward(matrix_view<const float> x, matrix_view<float> y, std::span<const float> bias,
                  int threads) const override {
@@ -159,14 +164,6 @@ public:
     const cpu::packed_weights<Policy>& packed() const { return w_; }
 
 private:
-    static compressed_tensor require_scales(compressed_tensor t) {
-        if (t.needs_calibration() && !t.activation_scales)
-            tcomp::detail::throw_error<value_error>(
-                "the policy quantizes activations with calibrated (static) scales, but the weights carry none "
-                "(calibrate() them or load them from a file)");
-        return t;
-    }
-
     std::size_t stored_;
     cpu::packed_weights<Policy> w_;
 };
@@ -252,8 +249,7 @@ public:
             tcomp::detail::throw_error<shape_error>("linear '", name, "' (", policy_, ", ", n_, "x", k_, "): x is ",
                                                     x.rows(), "x", x.cols(), ", y is ", y.rows(), "x", y.cols(),
                                                     "; expected x M x ", k_, " and y M x ", n_);
-        if (tcomp::detail::overlaps(x, matrix_view<const float>(y)))
-            tcomp::detail::throw_error<shape_error>("linear '", name, "': y overlaps x in memory (y must not alias x)");
+        tcomp::detail::require_no_overlap(x, matrix_view<const float>(y), bias_, ("linear '" + name + "'").c_str());
         detail::with_layer_context("linear '" + name + "' (" + policy_ + ")",
                                    [&] { impl_->forward(x, y, bias_, threads); });
     }

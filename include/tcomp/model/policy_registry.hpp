@@ -7,6 +7,7 @@
 #pragma once
 
 #include <array>
+#include <optional>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -60,9 +61,12 @@ inline constexpr auto policy_table = std::make_tuple(
     policy_entry<w4a16_pc>{"w4a16_pc"}, policy_entry<nf4_g64>{"nf4"}, policy_entry<mxfp4_weights>{"mxfp4"},
     policy_entry<fp8_channel>{"fp8"}, policy_entry<presets::w8a8_static>{"w8a8_static"});
 
-/// Whether a typed policy quantizes activations with calibrated (static) scales: such a layer needs its scales
-/// (calibrate(), or a file), so it cannot be made from float weights alone.
-constexpr bool is_static_policy(std::string_view name) { return name == "w8a8_static"; }
+/// Whether a policy (a name or a spelling) quantizes activations with calibrated (static) scales: such a layer
+/// needs its scales (calibrate(), or a file), so it cannot be made from float weights alone.
+inline bool is_static_policy(std::string_view policy) {
+    const std::optional<descriptor> d = resolve_policy(policy);
+    return d && d->activations && d->activations->calibrated;
+}
 
 inline constexpr std::size_t policy_count = std::tuple_size_v<std::remove_cv_t<decltype(policy_table)>>;
 

@@ -45,22 +45,28 @@ struct family_storage {
 template <kernel_family F>
 struct family_row;
 
+/// What every row states the same way: its id, its entry in a path's kernel table, its packed form's bytes.
+template <kernel_family F, auto Kernel, auto Storage>
+struct family_row_base {
+    static constexpr kernel_family id = F;
+    static bool has_kernel(const kernel_table& t) { return t.*Kernel != nullptr; }
+    static std::size_t bytes(const family_storage& s) { return (s.*Storage).bytes(); }
+};
+
 template <>
-struct family_row<kernel_family::weight_only> {
-    static constexpr kernel_family id = kernel_family::weight_only;
+struct family_row<kernel_family::weight_only>
+    : family_row_base<kernel_family::weight_only, &kernel_table::weight_only, &family_storage::weight_only> {
     template <class P>
     static constexpr bool takes = !P::quantizes_activations;
     template <class P>
     static std::string pack(const compressed_weights<P>& w, family_storage& s) {
         return pack_weight_only(w.weights().view(), s.weight_only);
     }
-    static bool has_kernel(const kernel_table& t) { return t.weight_only != nullptr; }
-    static std::size_t bytes(const family_storage& s) { return s.weight_only.bytes(); }
 };
 
 template <>
-struct family_row<kernel_family::binary> {
-    static constexpr kernel_family id = kernel_family::binary;
+struct family_row<kernel_family::binary>
+    : family_row_base<kernel_family::binary, &kernel_table::binary, &family_storage::binary> {
     template <class P>
     static constexpr bool takes = [] {
         if constexpr (P::quantizes_activations)
@@ -73,13 +79,11 @@ struct family_row<kernel_family::binary> {
     static std::string pack(const compressed_weights<P>& w, family_storage& s) {
         return pack_binary(w.weights().view(), s.binary);
     }
-    static bool has_kernel(const kernel_table& t) { return t.binary != nullptr; }
-    static std::size_t bytes(const family_storage& s) { return s.binary.bytes(); }
 };
 
 template <>
-struct family_row<kernel_family::int_dot> {
-    static constexpr kernel_family id = kernel_family::int_dot;
+struct family_row<kernel_family::int_dot>
+    : family_row_base<kernel_family::int_dot, &kernel_table::int_dot, &family_storage::int_dot> {
     template <class P>
     static constexpr bool takes = P::quantizes_activations;
     template <class P>
@@ -87,8 +91,6 @@ struct family_row<kernel_family::int_dot> {
         std::string reason = activation_reason<P>();
         return reason.empty() ? pack_int_dot(w.weights().view(), s.int_dot) : reason;
     }
-    static bool has_kernel(const kernel_table& t) { return t.int_dot != nullptr; }
-    static std::size_t bytes(const family_storage& s) { return s.int_dot.bytes(); }
 
     /// Activation quantizers the int_dot front door encodes with SIMD: integer grids of <= 256 codes, round to
     /// nearest even, one scale cell per row (per_token, or per_tensor).

@@ -291,8 +291,7 @@ void matmul_bf16(matrix_view<const std::uint16_t> x, const cpu::packed_weights<P
                                                 "x", w.rows());
     if (!bias.empty() && static_cast<index_t>(bias.size()) != w.rows())
         tcomp::detail::throw_error<shape_error>("matmul_bf16: bias has ", bias.size(), " entries, expected ", w.rows());
-    if (tcomp::detail::overlaps(x, matrix_view<const float>(y)))
-        tcomp::detail::throw_error<shape_error>("matmul_bf16: Y overlaps X in memory (Y must not alias X)");
+    tcomp::detail::require_no_overlap(x, matrix_view<const float>(y), bias, "matmul_bf16");
     for (index_t r = 0; x.cols() > 0 && r < x.rows(); ++r) {
         if (cpu::detail::all_finite_bf16(&x(r, 0), x.cols())) continue;
         for (index_t c = 0; c < x.cols(); ++c)

@@ -103,6 +103,75 @@ inline float wo_minifloat_value(std::uint32_t code, int shift, float scale) {
     return f * scale;
 }
 
+namespace detail {
+
+/// Why w's shape or grouping cannot be packed ("" when it can).
+template <class Q, class S>
+std::string wo_shape_reason(const compressed_view<Q, S>& w) {
+    if (w.rows() == 0 || w.cols() == 0) return "an empty weight matrix";
+    const index_t group_size = w.packed().layout.group_size;
+    if (group_size < w.cols() && group_size % 16 != 0)
+        return weight_only_reason("group size ", group_size, " is not a multiple of 16 (the weight-only kernels' k-step)");
+    return "";
+}
+
+/// The panel layout of weight_only_args.hpp at `bits` (2, 4 or 8), filled from w. stored(code) is the value the
+/// kernel reads for a stored code (u, or u - 128 as a byte for 8-bit integers), or -1 for a code that must not
+/// reach the kernel, which returns reject(r, c, code); zero(r, k0) is the zeros entry of row r's group at k0.
+template <class Q, class S, class Stored, class Zero, class Reject>
+std::string wo_pack_panels(const compressed_view<Q, S>& w, int bits, weight_only_storage& out, Stored&& stored,
+                           Zero&& zero, Reject&& reject) {
+    const packed_layout& l = w.packed().layout;
+    const index_t n = w.rows(), k = w.cols();
+    const bool one_group = l.group_size >= k;
+    const index_t bk = 512 / bits;
+    const index_t k_padded = (k + bk - 1) / bk * bk;
+    const index_t group = one_group ? k_padded : l.group_size;
+    const index_t groups = (k_padded + group - 1) / group;
+    const index_t real_groups = one_group ? 1 : k / group;
+    const index_t panels = (n + 15) / 16;
+
+    weight_only_weights d = out.desc;  // the caller's value kind and decode constants
+    d.n = n, d.k = k, d.k_padded = k_padded, d.group = group, d.groups = groups, d.panels = panels;
+    d.code_bits = bits;
+    d.panel_code_bytes = static_cast<std::size_t>(k_padded) * 16 * bits / 8;
+    out = weight_only_storage{};
+    out.desc = d;
+    out.codes = aligned_buffer<std::uint8_t>(static_cast<std::size_t>(panels) * d.panel_code_bytes);
+    out.scales = aligned_buffer<float>(static_cast<std::size_t>(panels * groups * 16));
+    out.zeros = aligned_buffer<std::int8_t>(static_cast<std::size_t>(panels * groups * 16));
+
+    for (index_t r = 0; r < n; ++r) {
+        const index_t p = r / 16, i = r % 16;
+        for (index_t g = 0; g < real_groups; ++g) {
+            const index_t k0 = one_group ? 0 : g * group;
+            const std::size_t cell = static_cast<std::size_t>((p * groups + g) * 16 + i);
+            out.scales[cell] = w.scale(r, k0);
+            out.zeros[cell] = static_cast<std::int8_t>(zero(r, k0));
+        }
+        const std::uint8_t* row = w.packed().row_codes(r);
+        std::uint8_t* dst = out.codes.data() + static_cast<std::size_t>(p) * d.panel_code_bytes +
+                            static_cast<std::size_t>(i) * 64;
+        for (index_t c = 0; c < k; ++c) {
+            const std::uint32_t code = read_packed(row, c, l.code_bits);
+            const int u = stored(code);
+            if (u < 0) return reject(r, c, code);
+            const index_t kb = c / bk, j = (c % bk) / 16, dd = c % 16;
+            std::uint8_t* block = dst + kb * 16 * 64;
+            if (bits == 8) {
+                block[16 * j + dd] = static_cast<std::uint8_t>(u);
+            } else {
+                const index_t bit = bits * j;  // within the little-endian word dd
+                block[4 * dd + bit / 8] = static_cast<std::uint8_t>(block[4 * dd + bit / 8] | (u << (bit % 8)));
+            }
+        }
+    }
+    out.desc.zero_free =
+        std::all_of(out.zeros.data(), out.zeros.data() + out.zeros.size(), [](std::int8_t z) { return z == 0; });
+    out.bind();
+    return "";
+}
+
 /// The floating formats: 4-bit codes through a table of their values, or 8-bit minifloats decoded by shifts.
 template <class Q, class S>
 std::string pack_weight_only_floating(const compressed_view<Q, S>& w, weight_only_storage& out) {
@@ -114,34 +183,15 @@ std::string pack_weight_only_floating(const compressed_view<Q, S>& w, weight_onl
         F::bias;
     } && F::bits == 8;
     if constexpr (!table && !minifloat) {
-        return detail::weight_only_reason("a ", F::bits, "-bit floating format: the weight-only kernels take floating "
-                                          "formats of at most 4 bits (by table) and 8-bit minifloats");
+        return weight_only_reason("a ", F::bits, "-bit floating format: the weight-only kernels take floating "
+                                  "formats of at most 4 bits (by table) and 8-bit minifloats");
     } else {
-        const packed_layout& l = w.packed().layout;
-        const index_t n = w.rows(), k = w.cols();
-        if (n == 0 || k == 0) return "an empty weight matrix";
-        const index_t group_size = l.group_size;
-        const bool one_group = group_size >= k;
-        if (!one_group && group_size % 16 != 0)
-            return detail::weight_only_reason("group size ", group_size,
-                                              " is not a multiple of 16 (the weight-only kernels' k-step)");
-        constexpr int bits = table ? 4 : 8;
-        constexpr index_t bk = 512 / bits;
-        const index_t k_padded = (k + bk - 1) / bk * bk;
-        const index_t group = one_group ? k_padded : group_size;
-        const index_t groups = (k_padded + group - 1) / group;
-        const index_t real_groups = one_group ? 1 : k / group;
-        const index_t panels = (n + 15) / 16;
-
-        out = weight_only_storage{};
-        weight_only_weights& d = out.desc;
-        d.n = n, d.k = k, d.k_padded = k_padded, d.group = group, d.groups = groups, d.panels = panels;
-        d.code_bits = bits;
-        d.zero_free = true;
-        d.panel_code_bytes = static_cast<std::size_t>(k_padded) * 16 * bits / 8;
+        if (std::string why = wo_shape_reason(w); !why.empty()) return why;
         // Which codes the kernels decode to the format's value: a code that does not (NaN, infinity) must not
         // reach them, or the SIMD result would differ from the oracle's.
         std::array<bool, 256> exact{};
+        out.desc = weight_only_weights{};
+        weight_only_weights& d = out.desc;
         if constexpr (table) {
             d.values = wo_values::table;
             for (std::uint32_t c = 0; c < 16; ++c) {
@@ -158,36 +208,17 @@ std::string pack_weight_only_floating(const compressed_view<Q, S>& w, weight_onl
                 exact[c] = std::isfinite(want) && tcomp::detail::float_bits(want) == tcomp::detail::float_bits(got);
             }
         }
-        out.codes = aligned_buffer<std::uint8_t>(static_cast<std::size_t>(panels) * d.panel_code_bytes);
-        out.scales = aligned_buffer<float>(static_cast<std::size_t>(panels * groups * 16));
-        out.zeros = aligned_buffer<std::int8_t>(static_cast<std::size_t>(panels * groups * 16));
-        const int code_bits = l.code_bits;
-        for (index_t r = 0; r < n; ++r) {
-            const index_t p = r / 16, i = r % 16;
-            for (index_t g = 0; g < real_groups; ++g)
-                out.scales[static_cast<std::size_t>((p * groups + g) * 16 + i)] = w.scale(r, one_group ? 0 : g * group);
-            const std::uint8_t* row = w.packed().row_codes(r);
-            std::uint8_t* dst = out.codes.data() + static_cast<std::size_t>(p) * d.panel_code_bytes +
-                                static_cast<std::size_t>(i) * 64;
-            for (index_t c = 0; c < k; ++c) {
-                const std::uint32_t u = read_packed(row, c, code_bits);
-                if (!exact[u])
-                    return detail::weight_only_reason("weight (", r, ", ", c, ") has code ", u, ", which ", F::name,
-                                                      " decodes to ", F::decode(u), ": not a finite weight");
-                const index_t kb = c / bk, j = (c % bk) / 16, dd = c % 16;
-                std::uint8_t* block = dst + kb * 16 * 64;
-                if constexpr (bits == 8) {
-                    block[16 * j + dd] = static_cast<std::uint8_t>(u);
-                } else {
-                    const index_t bit = 4 * j;  // within the little-endian word dd
-                    block[4 * dd + bit / 8] = static_cast<std::uint8_t>(block[4 * dd + bit / 8] | (u << (bit % 8)));
-                }
-            }
-        }
-        out.bind();
-        return "";
+        return wo_pack_panels(
+            w, table ? 4 : 8, out, [&](std::uint32_t code) { return exact[code] ? static_cast<int>(code) : -1; },
+            [](index_t, index_t) { return 0; },
+            [](index_t r, index_t c, std::uint32_t code) {
+                return weight_only_reason("weight (", r, ", ", c, ") has code ", code, ", which ", F::name,
+                                          " decodes to ", F::decode(code), ": not a finite weight");
+            });
     }
 }
+
+}  // namespace detail
 
 /// Packs w for the weight-only kernels. Returns "" on success, else why the composition is not supported.
 template <class Q, class S>
@@ -196,66 +227,28 @@ std::string pack_weight_only(const compressed_view<Q, S>& w, weight_only_storage
     if constexpr (S::kind != sparsity_kind::dense) {
         return "sparse weights: the weight-only kernels take dense matrices";
     } else if constexpr (!integer_grid_format<F>) {
-        return pack_weight_only_floating(w, out);
+        return detail::pack_weight_only_floating(w, out);
     } else if constexpr (F::code_max - F::code_min > 255) {
         return "the weight codes span more than 256 integers";
     } else {
+        if (std::string why = detail::wo_shape_reason(w); !why.empty()) return why;
         constexpr int range = F::code_max - F::code_min;
         constexpr int narrowest = range <= 3 ? 2 : (range <= 15 ? 4 : 8);
-        const packed_layout& l = w.packed().layout;
-        const index_t n = w.rows(), k = w.cols();
-        if (n == 0 || k == 0) return "an empty weight matrix";
-        const index_t group_size = l.group_size;
-        const bool one_group = group_size >= k;
-        if (!one_group && group_size % 16 != 0)
-            return detail::weight_only_reason("group size ", group_size,
-                                              " is not a multiple of 16 (the weight-only kernels' k-step)");
-        const int bits = detail::packing_bits(narrowest, k, one_group ? 0 : group_size);
-        const index_t bk = 512 / bits;
-        const index_t k_padded = (k + bk - 1) / bk * bk;
-        const index_t group = one_group ? k_padded : group_size;
-        const index_t groups = (k_padded + group - 1) / group;
-        const index_t real_groups = one_group ? 1 : k / group;
-        const index_t panels = (n + 15) / 16;
-
-        out = weight_only_storage{};
-        weight_only_weights& d = out.desc;
-        d.n = n, d.k = k, d.k_padded = k_padded, d.group = group, d.groups = groups, d.panels = panels;
-        d.code_bits = bits;
-        d.panel_code_bytes = static_cast<std::size_t>(k_padded) * 16 * bits / 8;
-        out.codes = aligned_buffer<std::uint8_t>(static_cast<std::size_t>(panels) * d.panel_code_bytes);
-        out.scales = aligned_buffer<float>(static_cast<std::size_t>(panels * groups * 16));
-        out.zeros = aligned_buffer<std::int8_t>(static_cast<std::size_t>(panels * groups * 16));
-
-        const int code_bits = l.code_bits;
-        for (index_t r = 0; r < n; ++r) {
-            const index_t p = r / 16, i = r % 16;
-            for (index_t g = 0; g < real_groups; ++g) {
-                const index_t k0 = one_group ? 0 : g * group;
-                const std::size_t cell = static_cast<std::size_t>((p * groups + g) * 16 + i);
-                const int z = w.zero_point(r, k0) - F::code_min;  // 0 .. range
-                out.scales[cell] = w.scale(r, k0);
-                out.zeros[cell] = static_cast<std::int8_t>(bits == 8 ? z - 128 : z);
-            }
-            const std::uint8_t* row = w.packed().row_codes(r);
-            std::uint8_t* dst = out.codes.data() + static_cast<std::size_t>(p) * d.panel_code_bytes +
-                                static_cast<std::size_t>(i) * 64;
-            for (index_t c = 0; c < k; ++c) {
-                const int u = F::to_integer(read_packed(row, c, code_bits)) - F::code_min;
-                const index_t kb = c / bk, j = (c % bk) / 16, dd = c % 16;
-                std::uint8_t* block = dst + kb * 16 * 64;
-                if (bits == 8) {
-                    block[16 * j + dd] = static_cast<std::uint8_t>(u - 128 + 256);  // int8 u - 128
-                } else {
-                    const index_t bit = bits * j;  // within the little-endian word dd
-                    block[4 * dd + bit / 8] = static_cast<std::uint8_t>(block[4 * dd + bit / 8] | (u << (bit % 8)));
-                }
-            }
-        }
-        d.zero_free = std::all_of(out.zeros.data(), out.zeros.data() + out.zeros.size(),
-                                  [](std::int8_t z) { return z == 0; });
-        out.bind();
-        return "";
+        const index_t group_size = w.packed().layout.group_size;
+        const int bits = detail::packing_bits(narrowest, w.cols(), group_size >= w.cols() ? 0 : group_size);
+        out.desc = weight_only_weights{};
+        // u = code - code_min (0 .. range); 8-bit rows hold the int8 u - 128, and z - 128 to match.
+        return detail::wo_pack_panels(
+            w, bits, out,
+            [&](std::uint32_t code) {
+                const int u = F::to_integer(code) - F::code_min;
+                return bits == 8 ? u - 128 + 256 : u;
+            },
+            [&](index_t r, index_t k0) {
+                const int z = w.zero_point(r, k0) - F::code_min;
+                return bits == 8 ? z - 128 : z;
+            },
+            [](index_t, index_t, std::uint32_t) { return std::string(); });
     }
 }
 

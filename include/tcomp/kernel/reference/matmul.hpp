@@ -45,13 +45,7 @@ inline void check_shapes(matrix_view<const float> x, index_t n, index_t k, matri
         tcomp::detail::throw_error<shape_error>("matmul: bias has ", bias.size(), " entries, expected N = ", n);
     for (std::size_t i = 0; i < bias.size(); ++i)
         if (!std::isfinite(bias[i])) tcomp::detail::throw_error<value_error>("matmul: bias(", i, ") is not finite");
-    // The kernels read X (and the bias) while they write Y, a tile at a time: in-place is not supported.
-    if (tcomp::detail::overlaps(x, matrix_view<const float>(y)))
-        tcomp::detail::throw_error<shape_error>("matmul: Y overlaps X in memory (Y must not alias X)");
-    if (!bias.empty() &&
-        tcomp::detail::overlaps(matrix_view<const float>(bias.data(), 1, static_cast<index_t>(bias.size())),
-                                matrix_view<const float>(y)))
-        tcomp::detail::throw_error<shape_error>("matmul: Y overlaps the bias in memory (Y must not alias it)");
+    tcomp::detail::require_no_overlap(x, matrix_view<const float>(y), bias, "matmul");
 }
 
 }  // namespace detail
