@@ -16,7 +16,7 @@
 
 #include "tcomp/kernel/cpu/binary_pack.hpp"
 #include "tcomp/kernel/cpu/dispatch.hpp"
-#include "tcomp/kernel/cpu/matmul.hpp"
+#include "tcomp/matmul.hpp"
 #include "tcomp/kernel/cpu/thread_pool.hpp"
 #include "tcomp/kernel/reference/matmul.hpp"
 #include "tcomp/quant/presets.hpp"

@@ -357,9 +357,9 @@ TEST_CASE("cpu front door: shapes and values are checked", "[cpu_int_dot]") {
     CHECK_THROWS_AS(matmul(x2.view(), packed, y.view()), value_error);
 }
 
-TEST_CASE("finite checks: every position, every special value, f32 and bf16", "[cpu_int_dot]") {
-    // The vectorised checks run 16 (f32) or 32 (bf16) elements at a time plus a scalar tail: put one bad value
-    // at every position of rows whose lengths straddle those blocks.
+TEST_CASE("finite checks: every position, every special value, f32, bf16 and fp16", "[cpu_int_dot]") {
+    // The vectorised f32 check runs 16 elements at a time plus a scalar tail: put one bad value at every
+    // position of rows whose lengths straddle those blocks.
     const float specials[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
                               -std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::quiet_NaN()};
     const float fine[] = {std::numeric_limits<float>::max(), -std::numeric_limits<float>::max(),
@@ -368,35 +368,108 @@ TEST_CASE("finite checks: every position, every special value, f32 and bf16", "[
         std::vector<float> v(static_cast<std::size_t>(n));
         for (std::size_t i = 0; i < v.size(); ++i) v[i] = fine[i % 5];
         CHECK(tcomp::detail::all_finite(v.data(), n));
-        std::vector<std::uint16_t> b(v.size());
-        for (std::size_t i = 0; i < v.size(); ++i) {
-            std::uint32_t bits;
-            std::memcpy(&bits, &v[i], 4);
-            b[i] = static_cast<std::uint16_t>(bits >> 16);  // max float truncates to the max finite bf16
-        }
-        CHECK(cpu::detail::all_finite_bf16(b.data(), n));
         for (std::size_t pos = 0; pos < v.size(); ++pos)
             for (float bad : specials) {
                 auto v2 = v;
                 v2[pos] = bad;
                 REQUIRE_FALSE(tcomp::detail::all_finite(v2.data(), n));
-                auto b2 = b;
-                std::uint32_t bits;
-                std::memcpy(&bits, &bad, 4);
-                b2[pos] = static_cast<std::uint16_t>(bits >> 16);
-                REQUIRE_FALSE(cpu::detail::all_finite_bf16(b2.data(), n));
             }
     }
-    // The front doors name the element.
+    // The front door names the element, for every activation type.
     const auto w = gaussian(16, 40, 901);
     const auto packed = cpu::pack(compress<presets::w8a16>(w.view()));
-    dense_matrix<std::uint16_t> xb(3, 40);
+    const auto compressed = compress<presets::w8a8>(w.view());
     dense_matrix<float> y(3, 16);
-    xb(2, 37) = 0x7F80;  // +Inf
-    CHECK_THROWS_WITH(matmul_bf16(xb.view(), packed, y.view()), Catch::Contains("x(2, 37)") && Catch::Contains("Inf"));
+    dense_matrix<bfloat16> xb(3, 40);
+    xb(2, 37) = bfloat16::from_bits(0x7F80);  // +Inf
+    CHECK_THROWS_WITH(matmul(xb.view(), packed, y.view()), Catch::Contains("x(2, 37)") && Catch::Contains("Inf"));
+    xb(2, 37) = bfloat16::from_bits(0xFFC1);  // NaN
+    CHECK_THROWS_WITH(matmul(xb.view(), compressed, y.view()), Catch::Contains("x(2, 37)") && Catch::Contains("NaN"));
+    dense_matrix<float16> xh(3, 40);
+    xh(0, 3) = float16::from_bits(0xFC00);  // -Inf
+    CHECK_THROWS_WITH(matmul(xh.view(), packed, y.view()), Catch::Contains("x(0, 3)") && Catch::Contains("Inf"));
+    xh(0, 3) = float16::from_bits(0x7C01);  // NaN
+    CHECK_THROWS_WITH(matmul(xh.view(), compressed, y.view()), Catch::Contains("x(0, 3)") && Catch::Contains("NaN"));
     dense_matrix<float> x(3, 40);
     x(1, 33) = std::numeric_limits<float>::quiet_NaN();
     CHECK_THROWS_WITH(matmul(x.view(), packed, y.view()), Catch::Contains("(1, 33)") && Catch::Contains("NaN"));
+    // Shapes and aliasing are checked for 16-bit X as for float.
+    dense_matrix<bfloat16> xs(3, 39);
+    CHECK_THROWS_AS(matmul(xs.view(), packed, y.view()), shape_error);
+    dense_matrix<float> big(3, 40);
+    const matrix_view<const bfloat16> inside(reinterpret_cast<const bfloat16*>(big.data()), 3, 40);
+    CHECK_THROWS_WITH(matmul(inside, packed, matrix_view<float>(big.data(), 3, 16)), Catch::Contains("overlaps X"));
+}
+
+TEST_CASE("bfloat16 and float16: IEEE casts, exhaustive on the 16-bit side", "[cpu_int_dot]") {
+    // Every 16-bit pattern: to_float is exact and from_float gives the pattern back (NaN stays NaN).
+    for (std::uint32_t b = 0; b < 0x10000u; ++b) {
+        const auto bits = static_cast<std::uint16_t>(b);
+        const float fb = to_float(bfloat16::from_bits(bits)), fh = to_float(float16::from_bits(bits));
+        if (std::isnan(fb)) REQUIRE(std::isnan(to_float(from_float<bfloat16>(fb))));
+        else REQUIRE(from_float<bfloat16>(fb).bits == bits);
+        if (std::isnan(fh)) {
+            REQUIRE(std::isnan(to_float(from_float<float16>(fh))));
+        } else {
+            REQUIRE(from_float<float16>(fh).bits == bits);
+            // fp16 values against their definition: (-1)^s 2^(e-15) (1 + m/1024), subnormals m 2^-24.
+            const int e = (bits >> 10) & 0x1F, m = bits & 0x3FF;
+            const double mag = e == 31 ? std::numeric_limits<double>::infinity()
+                                       : (e == 0 ? std::ldexp(m, -24) : std::ldexp(1024 + m, e - 25));
+            REQUIRE(static_cast<double>(fh) == ((bits & 0x8000) ? -mag : mag));
+        }
+    }
+    // Rounding: nearest, ties to even, overflow to Inf; checked against the neighbours in double.
+    std::mt19937 rng(77);
+    std::uniform_int_distribution<std::uint32_t> any;
+    for (int i = 0; i < 200000; ++i) {
+        std::uint32_t u = any(rng);
+        if (i % 4 == 0) u = (u & 0x8FFFFFFFu) | 0x30000000u;  // many around fp16's range
+        float f;
+        std::memcpy(&f, &u, 4);
+        if (!std::isfinite(f)) continue;
+        for (int which = 0; which < 2; ++which) {
+            const double got = which == 0 ? to_float(from_float<bfloat16>(f)) : to_float(from_float<float16>(f));
+            const double max_finite = which == 0 ? 3.3895313892515355e38 : 65504.0;
+            const double ulp_at_max = which == 0 ? 0x1p120 : 32.0;
+            if (std::fabs(static_cast<double>(f)) >= max_finite + ulp_at_max / 2) {
+                REQUIRE(std::isinf(got));
+                continue;
+            }
+            // No representable value is nearer: step one pattern up and down from the result.
+            const auto near_bits = which == 0 ? from_float<bfloat16>(f).bits : from_float<float16>(f).bits;
+            for (int d : {-1, 1}) {
+                const auto nb = static_cast<std::uint16_t>(near_bits + d);
+                const double other = which == 0 ? to_float(bfloat16::from_bits(nb)) : to_float(float16::from_bits(nb));
+                if (std::isnan(other) || (std::signbit(other) != std::signbit(got) && other != 0.0)) continue;
+                const double eg = std::fabs(got - f), eo = std::fabs(other - f);
+                REQUIRE(eg <= eo);
+                if (eg == eo) REQUIRE((near_bits & 1) == 0);  // a tie went to the even pattern
+            }
+        }
+    }
+}
+
+TEST_CASE("cpu front door: 16-bit X on the int8 and binary families is the float call on the widened X", "[cpu_int_dot]") {
+    const index_t m = 3, n = 21, k = 96;
+    const auto w = gaussian(n, k, 960);
+    const auto x = gaussian(m, k, 961);
+    dense_matrix<bfloat16> xb(m, k);
+    dense_matrix<float> xw(m, k);
+    for (index_t r = 0; r < m; ++r)
+        for (index_t c = 0; c < k; ++c) xb(r, c) = from_float<bfloat16>(x(r, c)), xw(r, c) = to_float(xb(r, c));
+    const auto w8 = cpu::pack(compress<presets::w8a8>(w.view()));
+    const auto w1 = cpu::pack(compress<presets::w1a1>(w.view()));
+    for (auto path : tcomp_test::simd_paths()) {
+        cpu::scoped_path force(path);
+        INFO("path " << cpu::to_string(path));
+        dense_matrix<float> y(m, n);
+        std::string where;
+        matmul(xb.view(), w8, y.view());
+        REQUIRE(bit_equal(y, matmul(xw.view(), w8), where));
+        matmul(xb.view(), w1, y.view());
+        REQUIRE(bit_equal(y, matmul(xw.view(), w1), where));
+    }
 }
 
 TEST_CASE("cpu thread pool: every task runs once, exceptions propagate", "[cpu_int_dot]") {
@@ -427,30 +500,40 @@ TEST_CASE("cpu front door: weight-only (fp32 and bf16 activations) and W1A1 thro
         REQUIRE(packed.family() == cpu::kernel_family::weight_only);
         dense_matrix<float> expected(m, n);
         reference::matmul(x.view(), compressed, expected.view(), bias);
-        // bf16 activations: the oracle sees the same values widened to float.
-        dense_matrix<std::uint16_t> xb(m, k);
-        dense_matrix<float> xw(m, k);
+        // bf16 and fp16 activations: the oracle sees the same values widened to float.
+        dense_matrix<bfloat16> xb(m, k);
+        dense_matrix<float16> xh(m, k);
+        dense_matrix<float> xw(m, k), xhw(m, k);
         for (index_t r = 0; r < m; ++r)
             for (index_t c = 0; c < k; ++c) {
-                std::uint32_t bits;
-                std::memcpy(&bits, &x(r, c), 4);
-                xb(r, c) = static_cast<std::uint16_t>(bits >> 16);
-                bits = static_cast<std::uint32_t>(xb(r, c)) << 16;
-                std::memcpy(&xw(r, c), &bits, 4);
+                xb(r, c) = from_float<bfloat16>(x(r, c));
+                xw(r, c) = to_float(xb(r, c));
+                xh(r, c) = from_float<float16>(x(r, c));
+                xhw(r, c) = to_float(xh(r, c));
             }
-        dense_matrix<float> expected_bf16(m, n);
+        dense_matrix<float> expected_bf16(m, n), expected_fp16(m, n);
         reference::matmul(xw.view(), compressed, expected_bf16.view(), bias);
+        reference::matmul(xhw.view(), compressed, expected_fp16.view(), bias);
+        // The reference front door on 16-bit X is the oracle on the widened values, bit for bit.
+        dense_matrix<float> yr(m, n);
+        matmul(xb.view(), compressed, yr.view(), bias);
+        std::string where;
+        REQUIRE(bit_equal(yr, expected_bf16, where));
+        matmul(xh.view(), compressed, yr.view(), bias);
+        REQUIRE(bit_equal(yr, expected_fp16, where));
         for (auto path : tcomp_test::simd_paths()) {
             cpu::scoped_path force(path);
             REQUIRE(cpu::uses_simd(packed));
             const auto y = matmul(x.view(), packed, bias, {.threads = 2});
-            dense_matrix<float> yb(m, n);
-            matmul_bf16(xb.view(), packed, yb.view(), bias, {.threads = 2});
+            dense_matrix<float> yb(m, n), yh(m, n);
+            matmul(xb.view(), packed, yb.view(), bias, {.threads = 2});
+            matmul(xh.view(), packed, yh.view(), bias, {.threads = 2});
             for (index_t r = 0; r < m; ++r)
                 for (index_t c = 0; c < n; ++c) {
                     // float accumulation against the oracle's double sum: well inside 1e-4 relative here.
                     REQUIRE(std::fabs(y(r, c) - expected(r, c)) <= 1e-4f * (1.0f + std::fabs(expected(r, c))));
                     REQUIRE(std::fabs(yb(r, c) - expected_bf16(r, c)) <= 1e-4f * (1.0f + std::fabs(expected_bf16(r, c))));
+                    REQUIRE(std::fabs(yh(r, c) - expected_fp16(r, c)) <= 1e-4f * (1.0f + std::fabs(expected_fp16(r, c))));
                 }
         }
     }

@@ -25,7 +25,7 @@ template <class Policy>
 void check_round_trip(index_t n, index_t k, std::uint32_t seed) {
     const auto w = tcomp_test::gaussian(n, k, seed);
     const auto cw = compress<Policy>(w.view());
-    const cuda::weight_image img = cuda::pack_for_gpu(cw);
+    const cuda::weight_image img = cuda::make_weight_image(cw);
     CHECK(img.kind == cuda::kernel_for<Policy>());
     CHECK(img.rows == n);
     CHECK(img.cols == k);
@@ -68,7 +68,7 @@ TEST_CASE("cuda host: the weight image is the compressed matrix, losslessly", "[
 
 TEST_CASE("cuda host: image layout details", "[cuda]") {
     const auto cw = compress<presets::w4a16>(tcomp_test::gaussian(3, 256, 9).view());
-    const cuda::weight_image img = cuda::pack_for_gpu(cw);
+    const cuda::weight_image img = cuda::make_weight_image(cw);
     CHECK(img.code_bits == 4);
     CHECK_FALSE(img.is_signed);
     CHECK(img.group_size == 128);
@@ -134,7 +134,7 @@ TEST_CASE("cuda host: warp emulation of the 2:4 kernel's tile product", "[cuda]"
     // (each metadata nibble selects the logical k of two consecutive compressed values of its row).
     const index_t n = 21, k = 128;  // two tiles (the second padded), two 64-k chunks
     const auto cw = compress<presets::w8a8_2of4>(tcomp_test::gaussian(n, k, 11).view());
-    const cuda::weight_image img = cuda::pack_for_gpu(cw);
+    const cuda::weight_image img = cuda::make_weight_image(cw);
     std::mt19937 gen(12);
     std::uniform_int_distribution<int> code(-128, 127);
     std::vector<std::int8_t> x(static_cast<std::size_t>(8 * k));
@@ -189,7 +189,7 @@ TEST_CASE("cuda host: int4 weight rows give the int8 B fragments of mma.m16n8k32
     // dense_gemm_kernel's int4 path reads 16 bits at byte k/2 of a code row for B register r (k = s8_b_k)
     // and widens the four nibbles to four int8; this checks that those are W[n][k..k+3] of the matrix.
     const auto cw = compress<presets::w4a8>(tcomp_test::gaussian(8, 128, 13).view());
-    const cuda::weight_image img = cuda::pack_for_gpu(cw);
+    const cuda::weight_image img = cuda::make_weight_image(cw);
     for (int lane = 0; lane < 32; ++lane)
         for (int step = 0; step < 4; ++step)
             for (int r = 0; r < 2; ++r) {
@@ -202,12 +202,12 @@ TEST_CASE("cuda host: int4 weight rows give the int8 B fragments of mma.m16n8k32
 }
 
 TEST_CASE("cuda host: shapes the kernels reject are errors before any launch", "[cuda]") {
-    CHECK_THROWS_WITH(cuda::pack_for_gpu(compress<presets::w8a8>(tcomp_test::gaussian(4, 48, 1).view())),
+    CHECK_THROWS_WITH(cuda::make_weight_image(compress<presets::w8a8>(tcomp_test::gaussian(4, 48, 1).view())),
                       Catch::Contains("K = 48 is not a multiple of 32"));
-    CHECK_THROWS_WITH(cuda::pack_for_gpu(compress<presets::w8a8_2of4>(tcomp_test::gaussian(4, 96, 1).view())),
+    CHECK_THROWS_WITH(cuda::make_weight_image(compress<presets::w8a8_2of4>(tcomp_test::gaussian(4, 96, 1).view())),
                       Catch::Contains("not a multiple of 64"));
     using sparse_g32 = policy<quantizer<int_format<8>, symmetric, per_group<32>>, presets::int8_per_token, n_m<2, 4>>;
-    CHECK_THROWS_WITH(cuda::pack_for_gpu(compress<sparse_g32>(tcomp_test::gaussian(4, 128, 1).view())),
+    CHECK_THROWS_WITH(cuda::make_weight_image(compress<sparse_g32>(tcomp_test::gaussian(4, 128, 1).view())),
                       Catch::Contains("multiple of 64"));
     CHECK_THROWS_AS(cuda::check_weight_shape(cuda::kernel_kind::w8a8, 0, 64, 64, "t"), shape_error);
     CHECK_THROWS_WITH(cuda::check_matmul_arguments(cuda::kernel_kind::w8a8, -1, 16, 16),
@@ -223,7 +223,7 @@ TEST_CASE("cuda host: shapes the kernels reject are errors before any launch", "
 
 TEST_CASE("cuda host: images the kernels cannot read are errors", "[cuda]") {
     const auto cw = compress<presets::w4a16>(tcomp_test::gaussian(5, 128, 3).view());
-    const cuda::weight_image good = cuda::pack_for_gpu(cw);
+    const cuda::weight_image good = cuda::make_weight_image(cw);
     CHECK_NOTHROW(cuda::check_image(good, cuda::kernel_kind::w4a16, "t"));
     CHECK_THROWS_WITH(cuda::check_image(good, cuda::kernel_kind::w8a16, "t"), Catch::Contains("the policy runs w8a16"));
     cuda::weight_image wrong_bits = good;
@@ -233,7 +233,7 @@ TEST_CASE("cuda host: images the kernels cannot read are errors", "[cuda]") {
     cuda::weight_image short_codes = good;
     short_codes.codes.pop_back();
     CHECK_THROWS_WITH(cuda::check_image(short_codes, cuda::kernel_kind::w4a16, "t"), Catch::Contains("code bytes"));
-    cuda::weight_image int_with_zeros = cuda::pack_for_gpu(compress<presets::w8a8>(tcomp_test::gaussian(5, 128, 3).view()));
+    cuda::weight_image int_with_zeros = cuda::make_weight_image(compress<presets::w8a8>(tcomp_test::gaussian(5, 128, 3).view()));
     int_with_zeros.zero_points.assign(static_cast<std::size_t>(int_with_zeros.zero_stride()), 0);
     CHECK_THROWS_WITH(cuda::check_image(int_with_zeros, cuda::kernel_kind::w8a8, "t"), Catch::Contains("symmetric"));
     // int32 accumulators: W8A8 with one scale per row overflows past 131071 products (|x|, |w| <= 128).

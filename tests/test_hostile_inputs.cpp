@@ -17,7 +17,7 @@
 #include <vector>
 
 #include <tcomp/io/compressed_model.hpp>
-#include <tcomp/kernel/cpu/matmul.hpp>
+#include <tcomp/matmul.hpp>
 #include <tcomp/kernel/reference/matmul.hpp>
 #include <tcomp/model/linear.hpp>
 #include <tcomp/model/llama_config.hpp>

@@ -122,7 +122,7 @@ void check_quantized(const dense_matrix<float>& x, const compressed_weights<P>& 
     const index_t m_rows = x.rows(), k_cols = x.cols(), n_rows = w.rows();
     INFO("quantized path " << m_rows << "x" << k_cols << " * (" << n_rows << "x" << k_cols << ")^T, bias "
                            << !bias.empty() << ", integer " << integer_path);
-    const auto y = matmul(x.view(), w, span_of(bias), options);
+    const auto y = matmul(x.view(), w, span_of(bias), matmul_options{.quantize = options});
     REQUIRE(y.rows() == m_rows);
     REQUIRE(y.cols() == n_rows);
 
@@ -268,10 +268,10 @@ TEST_CASE("matmul: stochastic activation rounding with a seed", "[matmul]") {
     quantize_options seeded;
     seeded.seed = 1234;
     check_quantized(x, w, tcomp_test::uniform_vector(5, 43, 2.0f), seeded);
-    const auto a = matmul(x.view(), w, {}, seeded), b = matmul(x.view(), w, {}, seeded);
+    const auto a = matmul(x.view(), w, {}, {.quantize = seeded}), b = matmul(x.view(), w, {}, {.quantize = seeded});
     quantize_options other;
     other.seed = 98765;
-    const auto c = matmul(x.view(), w, {}, other);
+    const auto c = matmul(x.view(), w, {}, {.quantize = other});
     int same = 0, differ = 0;
     for (index_t m = 0; m < 4; ++m)
         for (index_t n = 0; n < 5; ++n) same += a(m, n) == b(m, n), differ += a(m, n) != c(m, n);

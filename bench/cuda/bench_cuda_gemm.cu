@@ -312,8 +312,11 @@ gemm_runner make_tcomp(index_t n, index_t k, bool memory_bound, bench_context& c
     runner.weight_bytes = copies->front().bytes();
     runner.call = [copies, &ctx](index_t m, int copy, void* y) {
         // No NaN check while timing: it costs a stream synchronisation per call (and cannot be captured).
-        tcomp::cuda::matmul(ctx.x_fp16.data(), m, (*copies)[static_cast<std::size_t>(copy)], static_cast<__half*>(y),
-                            nullptr, ctx.tcomp_workspace, ctx.stream, tcomp::cuda::run_options{.check_finite = false});
+        const auto& w = (*copies)[static_cast<std::size_t>(copy)];
+        tcomp::matmul(tcomp::matrix_view<const tcomp::float16>(
+                          reinterpret_cast<const tcomp::float16*>(ctx.x_fp16.data()), m, w.cols()),
+                      w, tcomp::matrix_view<tcomp::float16>(static_cast<tcomp::float16*>(y), m, w.rows()), {},
+                      {.stream = ctx.stream, .workspace = &ctx.tcomp_workspace, .check_finite = false});
     };
     return runner;
 }

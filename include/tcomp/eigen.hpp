@@ -25,14 +25,32 @@ compressed_weights<Policy> compress(const Eigen::MatrixBase<Derived>& w, const q
     return compress<Policy>(matrix_view<const float>(rm.data(), rm.rows(), rm.cols()), options);
 }
 
-template <class Policy, class Derived>
-Eigen::MatrixXf matmul(const Eigen::MatrixBase<Derived>& x, const compressed_weights<Policy>& w,
-                       std::span<const float> bias = {}, const quantize_options& options = {}) {
+namespace detail {
+
+template <class Weights, class Derived>
+Eigen::MatrixXf eigen_matmul(const Eigen::MatrixBase<Derived>& x, const Weights& w, std::span<const float> bias,
+                             const matmul_options& options) {
     const row_major_matrix rx = x.template cast<float>();
     row_major_matrix y(rx.rows(), w.rows());
     matmul(matrix_view<const float>(rx.data(), rx.rows(), rx.cols()), w,
            matrix_view<float>(y.data(), y.rows(), y.cols()), bias, options);
     return y;
+}
+
+}  // namespace detail
+
+/// Y = X * W^T + bias on the reference back end (the oracle).
+template <class Policy, class Derived>
+Eigen::MatrixXf matmul(const Eigen::MatrixBase<Derived>& x, const compressed_weights<Policy>& w,
+                       std::span<const float> bias = {}, const matmul_options& options = {}) {
+    return detail::eigen_matmul(x, w, bias, options);
+}
+
+/// Y = X * W^T + bias on the SIMD CPU kernels (weights packed once with cpu::pack).
+template <class Policy, class Derived>
+Eigen::MatrixXf matmul(const Eigen::MatrixBase<Derived>& x, const cpu::packed_weights<Policy>& w,
+                       std::span<const float> bias = {}, const matmul_options& options = {}) {
+    return detail::eigen_matmul(x, w, bias, options);
 }
 
 inline Eigen::MatrixXf to_eigen(const dense_matrix<float>& m) {

@@ -25,8 +25,7 @@
 
 #include "cuda_tests.hpp"
 #include "tcomp/format/half.hpp"
-#include "tcomp/kernel/cuda/matmul.cuh"
-#include "tcomp/kernel/reference/matmul.hpp"
+#include "tcomp/matmul.hpp"  // the one front door: under nvcc it includes kernel/cuda/matmul.cuh
 #include "tcomp/quant/presets.hpp"
 
 namespace {
@@ -41,6 +40,20 @@ struct storage_of {
 template <>
 struct storage_of<float> {
     using type = float;
+};
+
+/// The tcomp storage type with the bits of a CUDA element type (core/float16.hpp).
+template <class T>
+struct tcomp_element {
+    using type = T;
+};
+template <>
+struct tcomp_element<__half> {
+    using type = tcomp::float16;
+};
+template <>
+struct tcomp_element<__nv_bfloat16> {
+    using type = tcomp::bfloat16;
 };
 
 template <class T>
@@ -115,7 +128,7 @@ bool run_matmul_case(const std::string& label, index_t m, index_t n, index_t k, 
     dense_matrix<float> y_ref(m, n);
     reference::matmul(x.view(), cw, y_ref.view(), std::span<const float>(bias));
 
-    cuda::device_weights<Policy> dw(cw);
+    const cuda::device_weights<Policy> dw = cuda::pack(cw);
     device_buffer<std::uint16_t> dx;
     dx.upload(x_bits);
     device_buffer<float> dbias;
@@ -124,8 +137,11 @@ bool run_matmul_case(const std::string& label, index_t m, index_t n, index_t k, 
     device_buffer<out_storage> dy(static_cast<std::size_t>(m * n));
     TCOMP_CUDA_CHECK(cudaMemset(dy.data(), 0xFF, dy.bytes()));  // NaN in every output format
     cuda::workspace ws;
-    cuda::matmul(reinterpret_cast<const Act*>(dx.data()), m, dw, reinterpret_cast<Out*>(dy.data()),
-                 with_bias ? dbias.data() : nullptr, ws);
+    using TA = typename tcomp_element<Act>::type;
+    using TO = typename tcomp_element<Out>::type;
+    tcomp::matmul(matrix_view<const TA>(reinterpret_cast<const TA*>(dx.data()), m, k), dw,
+                  matrix_view<TO>(reinterpret_cast<TO*>(dy.data()), m, n),
+                  std::span<const float>(dbias.data(), with_bias ? static_cast<std::size_t>(n) : 0), {.workspace = &ws});
     TCOMP_CUDA_CHECK(cudaDeviceSynchronize());
     const std::vector<out_storage> y = dy.download();
 
@@ -441,18 +457,28 @@ bool test_matmul_errors() {
     TCOMP_CUDA_CHECK(cudaMemcpy(dx.data(), bits.data(), bits.size() * 2, cudaMemcpyHostToDevice));
     device_buffer<float> dy(static_cast<std::size_t>(m * n));
     cuda::workspace ws;
-    const auto* xh = reinterpret_cast<const __half*>(dx.data());
-    expect("NaN in X (w8a8)", [&] { cuda::matmul(xh, m, dw, dy.data(), nullptr, ws); }, "row 5");
-    expect("misaligned X", [&] { cuda::matmul(xh + 1, m, dw, dy.data(), nullptr, ws); }, "16-byte aligned");
-    expect("negative M", [&] { cuda::matmul(xh, -1, dw, dy.data(), nullptr, ws); }, "negative");
+    const auto* xh = reinterpret_cast<const tcomp::float16*>(dx.data());
+    const matrix_view<float> yv(dy.data(), m, n);
+    const matmul_options with_ws{.workspace = &ws};
+    expect("NaN in X (w8a8)", [&] { tcomp::matmul(matrix_view<const tcomp::float16>(xh, m, k), dw, yv, {}, with_ws); },
+           "row 5");
+    expect("misaligned X",
+           [&] { tcomp::matmul(matrix_view<const tcomp::float16>(xh + 1, m, k), dw, yv, {}, with_ws); },
+           "16-byte aligned");
+    expect("X narrower than K",
+           [&] { tcomp::matmul(matrix_view<const tcomp::float16>(xh, m, k - 1), dw, yv, {}, with_ws); }, "but W is");
+    expect("strided Y",
+           [&] { tcomp::matmul(matrix_view<const tcomp::float16>(xh, m, k), dw,
+                               matrix_view<float>(dy.data(), m, n, n + 1), {}, with_ws); },
+           "row stride");
     expect("image of another kernel", [&] {
-        cuda::weight_image img = cuda::pack_for_gpu(cw);
+        cuda::weight_image img = cuda::make_weight_image(cw);
         img.kind = cuda::kernel_kind::w4a8;
         cuda::device_weights<presets::w8a8> bad(img);
     }, "w4a8");
     // M = 0: nothing launched, nothing written.
     TCOMP_CUDA_CHECK(cudaMemset(dy.data(), 0x7F, dy.bytes()));
-    cuda::matmul(xh, 0, dw, dy.data(), nullptr, ws);
+    tcomp::matmul(matrix_view<const tcomp::float16>(xh, 0, k), dw, matrix_view<float>(dy.data(), 0, n));
     TCOMP_CUDA_CHECK(cudaDeviceSynchronize());
     const auto y = dy.download();
     std::uint32_t first = 0;

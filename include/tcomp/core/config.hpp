@@ -12,6 +12,15 @@
 #define TCOMP_HOST_DEVICE
 #endif
 
+// Asks GCC and Clang to unroll the next host loop n times. Empty under nvcc, whose front end rejects the GCC
+// pragma (the CPU headers reach .cu files through the front door, tcomp/matmul.hpp).
+#if defined(__CUDACC__) || !defined(__GNUC__)
+#define TCOMP_HOST_UNROLL(n)
+#else
+#define TCOMP_HOST_UNROLL_PRAGMA(text) _Pragma(#text)
+#define TCOMP_HOST_UNROLL(n) TCOMP_HOST_UNROLL_PRAGMA(GCC unroll n)
+#endif
+
 #include <cstddef>
 #include <cstdint>
 

@@ -105,11 +105,27 @@ bool overlaps(matrix_view<A> a, matrix_view<B> b) {
 
 /// Throws shape_error "<where>: Y overlaps X (or the bias) in memory" when y shares memory with x or with the bias:
 /// the kernels write Y a tile at a time while still reading X and the bias, so in-place calls are not supported.
-template <class X>
-void require_no_overlap(matrix_view<X> x, matrix_view<const float> y, std::span<const float> bias, const char* where) {
+/// Compares addresses only (the memory may be a device's).
+template <class X, class Y>
+void require_no_overlap(matrix_view<X> x, matrix_view<Y> y, std::span<const float> bias, const char* where) {
     if (overlaps(x, y)) throw_error<shape_error>(where, ": Y overlaps X in memory (Y must not alias X)");
     if (!bias.empty() && overlaps(matrix_view<const float>(bias.data(), 1, static_cast<index_t>(bias.size())), y))
         throw_error<shape_error>(where, ": Y overlaps the bias in memory (Y must not alias it)");
+}
+
+/// The shapes of Y[M x N] = X[M x K] * W^T + bias for W of n x k, and no aliasing of Y: shape_error naming what
+/// disagrees. Reads no element (X, Y and the bias may be in device memory).
+template <class X, class Y>
+void check_matmul_shapes(matrix_view<X> x, index_t n, index_t k, matrix_view<Y> y, std::span<const float> bias,
+                         const char* where) {
+    if (x.cols() != k)
+        throw_error<shape_error>(where, ": X is ", x.rows(), "x", x.cols(), " but W is ", n, "x", k,
+                                 " (Y = X * W^T needs X's columns == W's columns)");
+    if (y.rows() != x.rows() || y.cols() != n)
+        throw_error<shape_error>(where, ": Y is ", y.rows(), "x", y.cols(), ", expected ", x.rows(), "x", n);
+    if (!bias.empty() && static_cast<index_t>(bias.size()) != n)
+        throw_error<shape_error>(where, ": bias has ", bias.size(), " entries, expected N = ", n);
+    require_no_overlap(x, y, bias, where);
 }
 
 /// Whether all n floats are finite: the exponent field is not all ones. Branch-free over 16 floats at a time

@@ -25,8 +25,8 @@
 
 #include "tcomp/core/error.hpp"
 #include "tcomp/core/matrix_view.hpp"
-#include "tcomp/kernel/cpu/matmul.hpp"
 #include "tcomp/kernel/cpu/thread_pool.hpp"
+#include "tcomp/matmul.hpp"
 #include "tcomp/model/policy_registry.hpp"
 #include "tcomp/quant/compress.hpp"
 #include "tcomp/quant/compressed_tensor.hpp"
@@ -156,7 +156,7 @@ public:
 
     void forward(matrix_view<const float> x, matrix_view<float> y, std::span<const float> bias,
                  int threads) const override {
-        matmul(x, w_, y, bias, cpu::run_options{.threads = std::max(threads, 1)});
+        matmul(x, w_, y, bias, matmul_options{.threads = std::max(threads, 1)});
     }
     std::size_t bytes() const override { return w_.kernel_bytes(); }
     std::string kernel_note() const override { return w_.unsupported_reason(); }

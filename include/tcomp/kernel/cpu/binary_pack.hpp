@@ -19,6 +19,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "tcomp/core/config.hpp"
 #include "tcomp/kernel/cpu/aligned_buffer.hpp"
 #include "tcomp/kernel/cpu/binary_args.hpp"
 #include "tcomp/quant/compressed_matrix.hpp"
@@ -143,11 +144,11 @@ inline binarize_row_stats binarize_row_fast(const float* x, index_t k, std::uint
     const index_t full = k / 64;
     for (index_t j = 0; j < full; ++j) {
         std::uint64_t word = 0;
-#pragma GCC unroll 4
+TCOMP_HOST_UNROLL(4)
         for (int q = 0; q < 4; ++q) {
             const float* p = x + j * 64 + q * 16;
             __m128i ge[4];
-#pragma GCC unroll 4
+TCOMP_HOST_UNROLL(4)
             for (int t = 0; t < 4; ++t) {
                 const __m128 v = _mm_loadu_ps(p + 4 * t);
                 ge[t] = _mm_castps_si128(_mm_cmpge_ps(v, zero));

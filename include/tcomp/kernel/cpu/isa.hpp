@@ -28,10 +28,10 @@ namespace detail {
 /// "avxvnni". The caller checks AVX2 first, which includes the OS's YMM-state check.
 inline bool cpuid_avx_vnni() {
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    unsigned r[4] = {};  // eax..edx; an array, since nvcc's front end warns of set-but-unused scalars
     if (__get_cpuid_max(0, nullptr) < 7) return false;
-    __cpuid_count(7, 1, eax, ebx, ecx, edx);
-    return (eax & (1u << 4)) != 0;
+    __cpuid_count(7, 1, r[0], r[1], r[2], r[3]);
+    return (r[0] & (1u << 4)) != 0;
 #else
     return false;
 #endif

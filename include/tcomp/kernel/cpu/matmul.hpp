@@ -1,12 +1,13 @@
-// The CPU front door: Y = X * W^T + bias with pre-packed weights (tcomp::cpu::pack), on the ISA path that
-// dispatch.hpp picks, with a caller-chosen thread count. Callers never name an ISA:
+// The CPU back end's driver: Y = X * W^T + bias with pre-packed weights (tcomp::cpu::pack), on the ISA path
+// that dispatch.hpp picks, with a caller-chosen thread count. Callers use the front door (tcomp/matmul.hpp):
 //
 //   auto packed = tcomp::cpu::pack(tcomp::compress<tcomp::presets::w4a8>(w));
 //   tcomp::matmul(x, packed, y, bias, {.threads = 2});
 //
 // Activations are quantized here as the policy says (the oracle's rules, vectorised: the codes are
 // identical), then the kernel family of the packed weights runs. Where no SIMD path or kernel applies
-// (path `reference`, or packed.family() == reference) the scalar oracle runs on the same weights.
+// (path `reference`, or packed.family() == reference) cpu::detail::run_kernels says so and the front door
+// runs the scalar oracle on the same weights: this back end does not include the reference one.
 #pragma once
 
 #include <algorithm>
@@ -25,16 +26,9 @@
 #include "tcomp/kernel/cpu/dispatch.hpp"
 #include "tcomp/kernel/cpu/packed_weights.hpp"
 #include "tcomp/kernel/cpu/thread_pool.hpp"
-#include "tcomp/kernel/reference/matmul.hpp"
+#include "tcomp/core/float16.hpp"
 
 namespace tcomp::cpu {
-
-struct run_options {
-    /// Threads to use, the caller's included; 0 = std::thread::hardware_concurrency().
-    int threads = 0;
-    /// Seed etc. for the reference path (the SIMD paths round to nearest even only).
-    quantize_options quantize{};
-};
 
 namespace detail {
 
@@ -184,24 +178,6 @@ void run_weight_only(const packed_weights<Policy>& w, const kernel_table& table,
     });
 }
 
-/// Whether all n bf16 values are finite (exponent not all ones); SSE2 over 32 at a time.
-inline bool all_finite_bf16(const std::uint16_t* p, index_t n) {
-    index_t i = 0;
-#if defined(__SSE2__)
-    const __m128i abs_mask = _mm_set1_epi16(0x7FFF), max_finite = _mm_set1_epi16(0x7F7F);
-    __m128i bad = _mm_setzero_si128();
-    for (; i + 32 <= n; i += 32)
-        for (int j = 0; j < 32; j += 8) {
-            const __m128i v = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + j)), abs_mask);
-            bad = _mm_or_si128(bad, _mm_cmpgt_epi16(v, max_finite));
-        }
-    if (_mm_movemask_epi8(bad) != 0) return false;
-#endif
-    unsigned worst = 0;
-    for (; i < n; ++i) worst |= static_cast<unsigned>((p[i] & 0x7FFFu) > 0x7F7Fu);
-    return worst == 0;
-}
-
 struct binary_scratch {
     std::vector<std::uint64_t> bits;
     std::vector<float> scale;
@@ -248,78 +224,39 @@ bool uses_simd(const packed_weights<Policy>& w) {
     return t != nullptr && w.family() != kernel_family::reference && packed_weights<Policy>::family_type::has_kernel(*t);
 }
 
-}  // namespace tcomp::cpu
+namespace detail {
 
-namespace tcomp {
-
-/// Y = X * W^T + bias with pre-packed weights, on the best (or forced) CPU path. Y must not overlap X or the
-/// bias (shape_error): the kernels write Y a tile at a time while still reading X.
-template <class Policy>
-void matmul(matrix_view<const float> x, const cpu::packed_weights<Policy>& w, matrix_view<float> y,
-            std::span<const float> bias = {}, const cpu::run_options& options = {}) {
-    reference::detail::check_shapes(x, w.rows(), w.cols(), y, bias);
-    tcomp::detail::require_finite(x, "matmul", "x");
-    if (x.rows() == 0 || w.rows() == 0) return;
-    if (!cpu::uses_simd(w)) {
-        reference::matmul(x, w.source(), y, bias, options.quantize);
-        return;
-    }
-    const cpu::kernel_table& table = *cpu::kernels_for(cpu::active_path());
-    const int threads = cpu::detail::resolve_threads(options.threads);
+/// Y = X * W^T + bias on the SIMD kernels, X float or bf16 (the weight-only kernels widen bf16 in registers;
+/// the other families take float X: the caller widens). Returns false, Y untouched, when the active path has no
+/// kernel for these weights or their activation quantizer: the caller then runs the oracle. Shapes, aliasing and
+/// finiteness are the caller's to check (the front door does).
+template <class Policy, class T>
+bool run_kernels(matrix_view<const T> x, const packed_weights<Policy>& w, matrix_view<float> y,
+                 std::span<const float> bias, int threads) {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, bfloat16>, "cpu::run_kernels: X is float or bf16");
+    if (!uses_simd(w)) return false;
+    const kernel_table& table = *kernels_for(active_path());
+    threads = resolve_threads(threads);
     // uses_simd() said the family has a kernel; run it (the family is the policy's row of the family table).
-    constexpr cpu::kernel_family family = cpu::family_of<Policy>();
-    if constexpr (family == cpu::kernel_family::weight_only) {
-        cpu::detail::run_weight_only(w, table, x, y, bias, threads);
-    } else if constexpr (family == cpu::kernel_family::binary) {
-        if (!cpu::detail::run_binary(w, table, x, y, bias, threads))
-            reference::matmul(x, w.source(), y, bias, options.quantize);
-    } else {
-        cpu::detail::run_int_dot(w, table, x, y, bias, threads);
-    }
-}
-
-/// Y = X * W^T + bias with bf16 activations (raw bf16 bits, the top half of a float) and a weight-only
-/// policy (float activations): the kernels widen bf16 in registers. Other policies widen X to float first.
-template <class Policy>
-void matmul_bf16(matrix_view<const std::uint16_t> x, const cpu::packed_weights<Policy>& w, matrix_view<float> y,
-                 std::span<const float> bias = {}, const cpu::run_options& options = {}) {
-    if (x.cols() != w.cols())
-        tcomp::detail::throw_error<shape_error>("matmul_bf16: X is ", x.rows(), "x", x.cols(), " but W is ", w.rows(),
-                                                "x", w.cols());
-    if (y.rows() != x.rows() || y.cols() != w.rows())
-        tcomp::detail::throw_error<shape_error>("matmul_bf16: Y is ", y.rows(), "x", y.cols(), ", expected ", x.rows(),
-                                                "x", w.rows());
-    if (!bias.empty() && static_cast<index_t>(bias.size()) != w.rows())
-        tcomp::detail::throw_error<shape_error>("matmul_bf16: bias has ", bias.size(), " entries, expected ", w.rows());
-    tcomp::detail::require_no_overlap(x, matrix_view<const float>(y), bias, "matmul_bf16");
-    for (index_t r = 0; x.cols() > 0 && r < x.rows(); ++r) {
-        if (cpu::detail::all_finite_bf16(&x(r, 0), x.cols())) continue;
-        for (index_t c = 0; c < x.cols(); ++c)
-            if ((x(r, c) & 0x7F80u) == 0x7F80u)
-                tcomp::detail::throw_error<value_error>("matmul_bf16: x(", r, ", ", c, ") is ",
-                                                        (x(r, c) & 0x7Fu) != 0 ? "NaN" : "Inf");
-    }
-    if (x.rows() == 0 || w.rows() == 0) return;
-    if (w.family() == cpu::kernel_family::weight_only && cpu::uses_simd(w)) {
-        cpu::detail::run_weight_only(w, *cpu::kernels_for(cpu::active_path()), x, y, bias,
-                                     cpu::detail::resolve_threads(options.threads));
-        return;
-    }
-    dense_matrix<float> widened(x.rows(), x.cols());
-    for (index_t r = 0; r < x.rows(); ++r)
-        for (index_t c = 0; c < x.cols(); ++c) {
-            const std::uint32_t bits = static_cast<std::uint32_t>(x(r, c)) << 16;
-            std::memcpy(&widened(r, c), &bits, sizeof(float));
+    constexpr kernel_family family = family_of<Policy>();
+    if constexpr (family == kernel_family::weight_only) {
+        if constexpr (std::is_same_v<T, bfloat16>) {
+            const matrix_view<const std::uint16_t> bits(reinterpret_cast<const std::uint16_t*>(x.data()), x.rows(),
+                                                        x.cols(), x.row_stride());
+            run_weight_only(w, table, bits, y, bias, threads);
+        } else {
+            run_weight_only(w, table, x, y, bias, threads);
         }
-    matmul(widened.view(), w, y, bias, options);
+        return true;
+    } else if constexpr (!std::is_same_v<T, float>) {
+        return false;
+    } else if constexpr (family == kernel_family::binary) {
+        return run_binary(w, table, x, y, bias, threads);
+    } else {
+        run_int_dot(w, table, x, y, bias, threads);
+        return true;
+    }
 }
 
-template <class Policy>
-dense_matrix<float> matmul(matrix_view<const float> x, const cpu::packed_weights<Policy>& w,
-                           std::span<const float> bias = {}, const cpu::run_options& options = {}) {
-    dense_matrix<float> y(x.rows(), w.rows());
-    matmul(x, w, y.view(), bias, options);
-    return y;
-}
-
-}  // namespace tcomp
+}  // namespace detail
+}  // namespace tcomp::cpu

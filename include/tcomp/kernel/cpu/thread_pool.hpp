@@ -1,5 +1,5 @@
 // A small persistent thread pool for the CPU kernels: the caller chooses how many threads a call uses
-// (run_options::threads), the calling thread takes part, and workers are created once and reused so a
+// (matmul_options::threads), the calling thread takes part, and workers are created once and reused so a
 // GEMV that takes half a millisecond does not pay thread start-up on every call.
 //
 // Threads are not pinned: pinning schemes that assume SMT sibling pairs put both threads on one core of a

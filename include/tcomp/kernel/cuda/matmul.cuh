@@ -1,9 +1,10 @@
-// The CUDA front door: Y = X * W^T + bias on the GPU, the same policy types as the CPU:
+// The CUDA back end: Y = X * W^T + bias on the GPU, the same policy types and the same front door as the CPU
+// (tcomp/matmul.hpp includes this header when nvcc compiles):
 //
-//   auto w = tcomp::compress<tcomp::presets::w4a16>(weights);      // host, once
-//   tcomp::cuda::device_weights<tcomp::presets::w4a16> dw(w);       // packed + uploaded, once
-//   tcomp::cuda::workspace ws;                                      // reused across calls
-//   tcomp::cuda::matmul(x, m, dw, y, bias, ws, stream);             // x: __half* / __nv_bfloat16* (device)
+//   auto w = tcomp::compress<tcomp::presets::w4a16>(weights);     // host, once
+//   auto dw = tcomp::cuda::pack(w);                                // packed + uploaded, once
+//   tcomp::matmul(x, dw, y, bias, {.stream = stream});             // x: matrix_view<const tcomp::float16 /
+//                                                                  // bfloat16> of device memory
 //
 // The policy picks the kernel (cuda::kernel_for, a compile error for compositions without one); shapes the
 // kernel cannot take are a shape_error before anything is launched, never a silent change of format.
@@ -19,6 +20,7 @@
 #include <atomic>
 #include <climits>
 #include <cstdint>
+#include <span>
 #include <type_traits>
 
 #include "tcomp/kernel/cuda/gemm_dense.cuh"
@@ -28,6 +30,8 @@
 #include "tcomp/kernel/cuda/quantize_activations.cuh"
 #include "tcomp/kernel/cuda/runtime.cuh"
 #include "tcomp/kernel/cuda/weight_image.hpp"
+#include "tcomp/core/float16.hpp"
+#include "tcomp/kernel/matmul_options.hpp"
 
 namespace tcomp::cuda {
 
@@ -38,7 +42,7 @@ public:
     static constexpr kernel_kind kind = kernel_for<Policy>();
 
     explicit device_weights(const compressed_weights<Policy>& weights, cudaStream_t stream = nullptr)
-        : device_weights(pack_for_gpu(weights), stream) {}
+        : device_weights(make_weight_image(weights), stream) {}
     explicit device_weights(const weight_image& image, cudaStream_t stream = nullptr) {
         check_image(image, kind, "cuda::device_weights");
         shape_.kind = image.kind, shape_.rows = image.rows, shape_.cols = image.cols;
@@ -79,10 +83,11 @@ struct workspace {
     device_buffer<int> bad_row;
 };
 
-struct run_options {
-    /// Int8 paths: stop with a value_error when X holds NaN/Inf (synchronises the stream once per call).
-    bool check_finite = true;
-};
+/// The one packing verb of this back end: the weights in the device layout (make_weight_image), uploaded.
+template <class Policy>
+device_weights<Policy> pack(const compressed_weights<Policy>& weights, cudaStream_t stream = nullptr) {
+    return device_weights<Policy>(weights, stream);
+}
 
 namespace detail {
 
@@ -205,15 +210,15 @@ constexpr bool is_output_type = std::is_same_v<T, float> || std::is_same_v<T, __
 
 }  // namespace detail
 
-/// Y[M x N] = X[M x K] * W^T (+ bias[N]) on `stream`. X, Y, bias are device pointers, row-major; X 16-byte
-/// aligned. Act: __half or __nv_bfloat16. Out: float, __half or __nv_bfloat16.
-/// The workspace grows (cudaMalloc) on the first call of a larger problem: make one such call before
-/// capturing calls in a CUDA graph.
+namespace detail {
+
+/// Y[M x N] = X[M x K] * W^T (+ bias[N]) on `stream`, device pointers, row-major, X 16-byte aligned.
+/// Act: __half or __nv_bfloat16. Out: float, __half or __nv_bfloat16. The front door (below) checks shapes.
 template <class Policy, class Act, class Out>
-void matmul(const Act* x, index_t m, const device_weights<Policy>& w, Out* y, const float* bias, workspace& ws,
-            cudaStream_t stream = nullptr, run_options options = {}) {
-    static_assert(detail::is_activation_type<Act>, "cuda::matmul: X must be __half or __nv_bfloat16");
-    static_assert(detail::is_output_type<Out>, "cuda::matmul: Y must be float, __half or __nv_bfloat16");
+void run(const Act* x, index_t m, const device_weights<Policy>& w, Out* y, const float* bias, workspace& ws,
+         cudaStream_t stream, bool check_finite) {
+    static_assert(detail::is_activation_type<Act>, "cuda::matmul: X must be fp16 or bf16");
+    static_assert(detail::is_output_type<Out>, "cuda::matmul: Y must be float, fp16 or bf16");
     constexpr kernel_kind kind = device_weights<Policy>::kind;
     const index_t n = w.rows(), k = w.cols();
     check_matmul_arguments(kind, m, reinterpret_cast<std::uintptr_t>(x), reinterpret_cast<std::uintptr_t>(y));
@@ -235,7 +240,7 @@ void matmul(const Act* x, index_t m, const device_weights<Policy>& w, Out* y, co
         ws.x_scales.reserve(static_cast<std::size_t>(m));
         ws.bad_row.reserve(1);
         quantize_per_token(x, m, k, ws.x_codes.data(), ws.x_scales.data(), ws.bad_row.data(), stream);
-        if (options.check_finite) {
+        if (check_finite) {
             int bad = INT_MAX;
             TCOMP_CUDA_CHECK(cudaMemcpyAsync(&bad, ws.bad_row.data(), sizeof bad, cudaMemcpyDeviceToHost, stream));
             TCOMP_CUDA_CHECK(cudaStreamSynchronize(stream));
@@ -264,4 +269,64 @@ void matmul(const Act* x, index_t m, const device_weights<Policy>& w, Out* y, co
     }
 }
 
+/// The calling thread's workspace for the current device (matmul_options::workspace == nullptr).
+inline workspace& default_workspace() {
+    thread_local workspace per_device[max_cached_devices];
+    const int device = current_device();
+    if (device >= max_cached_devices)
+        tcomp::detail::throw_error<error>("cuda::matmul: device ", device, " has no default workspace (at most ",
+                                          max_cached_devices, " devices); pass matmul_options::workspace");
+    return per_device[device];
+}
+
+/// The CUDA element type of a tcomp storage type (same bits: core/float16.hpp).
+template <class T>
+struct device_element {
+    using type = T;
+};
+template <>
+struct device_element<float16> {
+    using type = __half;
+};
+template <>
+struct device_element<bfloat16> {
+    using type = __nv_bfloat16;
+};
+
+template <class Policy, class Act, class Out>
+void matmul_views(matrix_view<const Act> x, const device_weights<Policy>& w, matrix_view<Out> y,
+                  std::span<const float> bias, const matmul_options& options) {
+    static_assert(std::is_same_v<Out, float> || std::is_same_v<Out, float16> || std::is_same_v<Out, bfloat16>,
+                  "cuda::matmul: Y must be float, float16 or bfloat16");
+    tcomp::detail::check_matmul_shapes(x, w.rows(), w.cols(), y, bias, "cuda::matmul");
+    if (x.rows() > 0 && x.row_stride() != x.cols())
+        tcomp::detail::throw_error<shape_error>("cuda::matmul: X's row stride ", x.row_stride(), " is not its width ",
+                                                x.cols(), " (the kernels read X contiguously)");
+    if (y.rows() > 0 && y.row_stride() != y.cols())
+        tcomp::detail::throw_error<shape_error>("cuda::matmul: Y's row stride ", y.row_stride(), " is not its width ",
+                                                y.cols(), " (the kernels write Y contiguously)");
+    workspace& ws = options.workspace != nullptr ? *options.workspace : default_workspace();
+    run(reinterpret_cast<const typename device_element<Act>::type*>(x.data()), x.rows(), w,
+        reinterpret_cast<typename device_element<Out>::type*>(y.data()), bias.empty() ? nullptr : bias.data(), ws,
+        options.stream, options.check_finite);
+}
+
+}  // namespace detail
 }  // namespace tcomp::cuda
+
+namespace tcomp {
+
+/// Y = X * W^T + bias on the GPU. X, Y and the bias are device memory (contiguous rows; X 16-byte aligned);
+/// X fp16 or bf16, Y float, fp16 or bf16. Queued on options.stream; an error is thrown before any launch.
+template <class Policy, class Out>
+void matmul(matrix_view<const float16> x, const cuda::device_weights<Policy>& w, matrix_view<Out> y,
+            std::span<const float> bias = {}, const matmul_options& options = {}) {
+    cuda::detail::matmul_views(x, w, y, bias, options);
+}
+template <class Policy, class Out>
+void matmul(matrix_view<const bfloat16> x, const cuda::device_weights<Policy>& w, matrix_view<Out> y,
+            std::span<const float> bias = {}, const matmul_options& options = {}) {
+    cuda::detail::matmul_views(x, w, y, bias, options);
+}
+
+}  // namespace tcomp

@@ -221,7 +221,7 @@ inline void check_image(const weight_image& image, kernel_kind kind, const char*
 
 /// Packs compressed weights into the CUDA kernels' image. Throws shape_error for shapes they reject.
 template <class Policy>
-weight_image pack_for_gpu(const compressed_weights<Policy>& weights) {
+weight_image make_weight_image(const compressed_weights<Policy>& weights) {
     constexpr kernel_kind kind = kernel_for<Policy>();
     using WQ = typename Policy::weight_quantizer;
     using WF = typename WQ::format;
@@ -236,7 +236,7 @@ weight_image pack_for_gpu(const compressed_weights<Policy>& weights) {
     img.code_bits = WF::bits;
     img.is_signed = WF::is_signed;
     img.group_size = l.group_size > 0 ? l.group_size : img.cols;
-    check_weight_shape(kind, img.rows, img.cols, img.group_size, "cuda::pack_for_gpu");
+    check_weight_shape(kind, img.rows, img.cols, img.group_size, "cuda::make_weight_image");
 
     const index_t groups = img.groups();
     img.scales.resize(static_cast<std::size_t>(img.rows * groups));
@@ -245,7 +245,7 @@ weight_image pack_for_gpu(const compressed_weights<Policy>& weights) {
         for (index_t g = 0; g < groups; ++g) {
             const float s = m.scale(r, g * img.group_size);
             if (!std::isfinite(s))
-                tcomp::detail::throw_error<value_error>("cuda::pack_for_gpu: scale of row ", r, ", group ", g,
+                tcomp::detail::throw_error<value_error>("cuda::make_weight_image: scale of row ", r, ", group ", g,
                                                         " is not finite");
             img.scales[static_cast<std::size_t>(g * img.rows + r)] = s;
             if constexpr (WQ::has_zero_point)
@@ -274,7 +274,7 @@ weight_image pack_for_gpu(const compressed_weights<Policy>& weights) {
                 const auto first = static_cast<unsigned>(kept[static_cast<std::size_t>(2 * g)] - 4 * g);
                 const auto second = static_cast<unsigned>(kept[static_cast<std::size_t>(2 * g + 1)] - 4 * g);
                 if (!(first < second && second < 4))
-                    tcomp::detail::throw_error<value_error>("cuda::pack_for_gpu: row ", r, ", group ", g,
+                    tcomp::detail::throw_error<value_error>("cuda::make_weight_image: row ", r, ", group ", g,
                                                             " keeps columns ", first, " and ", second,
                                                             "; 2:4 needs two distinct increasing indices");
                 detail::place_sparse_metadata(img, r, g, fragment::sp_nibble(first, second));

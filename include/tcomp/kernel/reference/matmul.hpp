@@ -33,19 +33,12 @@ namespace tcomp::reference {
 
 namespace detail {
 
-inline void check_shapes(matrix_view<const float> x, index_t n, index_t k, matrix_view<float> y,
-                         std::span<const float> bias) {
-    if (x.cols() != k)
-        tcomp::detail::throw_error<shape_error>("matmul: X is ", x.rows(), "x", x.cols(), " but W is ", n, "x", k,
-                                                " (Y = X * W^T needs X's columns == W's columns)");
-    if (y.rows() != x.rows() || y.cols() != n)
-        tcomp::detail::throw_error<shape_error>("matmul: Y is ", y.rows(), "x", y.cols(), ", expected ", x.rows(), "x",
-                                                n);
-    if (!bias.empty() && static_cast<index_t>(bias.size()) != n)
-        tcomp::detail::throw_error<shape_error>("matmul: bias has ", bias.size(), " entries, expected N = ", n);
+/// Shapes, aliasing and a finite bias (the host paths read it).
+template <class X>
+void check_shapes(matrix_view<X> x, index_t n, index_t k, matrix_view<float> y, std::span<const float> bias) {
+    tcomp::detail::check_matmul_shapes(x, n, k, y, bias, "matmul");
     for (std::size_t i = 0; i < bias.size(); ++i)
         if (!std::isfinite(bias[i])) tcomp::detail::throw_error<value_error>("matmul: bias(", i, ") is not finite");
-    tcomp::detail::require_no_overlap(x, matrix_view<const float>(y), bias, "matmul");
 }
 
 }  // namespace detail
