@@ -565,3 +565,60 @@ TEST_CASE("cpu packed weights: copies own their buffers (the source may die)", "
     std::string where;
     CHECK(bit_equal(y, expected, where));
 }
+
+namespace {
+
+/// cpu::supports(describe<P>(), k) says what cpu::pack says about P's weights at that K.
+template <class P>
+void check_supports_matches_pack(index_t k, std::uint32_t seed) {
+    const descriptor d = describe<P>();
+    const auto w = gaussian(20, k, seed);
+    const auto packed = cpu::pack(compress<P>(w.view()));
+    INFO(spell(d) << " at K = " << k);
+    CHECK(cpu::family_for(d) == cpu::family_of<P>());
+    CHECK(cpu::supports(d, k) == packed.unsupported_reason());
+    CHECK((packed.family() == cpu::kernel_family::reference) == !packed.unsupported_reason().empty());
+}
+
+}  // namespace
+
+TEST_CASE("cpu family table at run time: supports(descriptor) agrees with cpu::pack", "[cpu_int_dot]") {
+    // Kernels: every family.
+    check_supports_matches_pack<presets::w8a8>(256, 1);
+    check_supports_matches_pack<presets::w4a8>(256, 2);
+    check_supports_matches_pack<presets::w4a16>(256, 3);
+    check_supports_matches_pack<presets::w8a16>(96, 4);
+    check_supports_matches_pack<presets::w2a16>(128, 5);
+    check_supports_matches_pack<presets::w1a1>(100, 6);
+    check_supports_matches_pack<presets::w8a8_2of4>(64, 7);
+    check_supports_matches_pack<w2a8>(128, 8);
+    check_supports_matches_pack<w8_u8a>(70, 9);
+    check_supports_matches_pack<w3_g16_a8>(64, 10);
+    check_supports_matches_pack<w8_a8_tensor>(40, 11);
+    check_supports_matches_pack<w8_a8_percentile>(40, 12);
+    check_supports_matches_pack<w4_g32_2of4>(64, 13);
+    check_supports_matches_pack<w8_shiftable_a8>(64, 14);
+    check_supports_matches_pack<w4_multilevel_a8>(64, 15);
+    check_supports_matches_pack<policy<quantizer<nf4_format, symmetric, per_group<64>>, float_activations>>(128, 16);
+    check_supports_matches_pack<policy<quantizer<fp4_e2m1, symmetric, per_group<32>, e8m0_scale>, float_activations>>(64, 17);
+    check_supports_matches_pack<policy<quantizer<fp8_e5m2, symmetric, per_channel>, float_activations>>(48, 18);
+    // Refusals, each for its own reason.
+    check_supports_matches_pack<policy<quantizer<fp6_e3m2, symmetric, per_channel>, float_activations>>(64, 19);
+    check_supports_matches_pack<policy<quantizer<uint_format<4>, asymmetric, per_group<8>>, float_activations>>(64, 20);
+    check_supports_matches_pack<policy<quantizer<int_format<4>, symmetric, per_group<32>>, float_activations, n_m<2, 4>>>(64, 21);
+    check_supports_matches_pack<policy<quantizer<fp8_e4m3, symmetric, per_channel>, presets::int8_per_token>>(64, 22);
+    check_supports_matches_pack<policy<presets::int8_per_channel, quantizer<fp8_e4m3, symmetric, per_token, dynamic>>>(64, 23);
+    check_supports_matches_pack<policy<presets::int8_per_channel, quantizer<int_format<8>, per_token, stochastic>>>(64, 24);
+    check_supports_matches_pack<policy<presets::int8_per_channel, quantizer<int_format<8>, symmetric, per_group<32>>>>(64, 25);
+    check_supports_matches_pack<policy<quantizer<int_format<8>, symmetric, per_group<4>>, presets::int8_per_token, n_m<1, 4>>>(64, 26);
+    check_supports_matches_pack<policy<quantizer<int_format<4>, symmetric, per_group<4>>, presets::int8_per_token>>(64, 27);
+    check_supports_matches_pack<policy<presets::int8_per_channel, presets::int8_per_token, block_sparse<4, 4>>>(64, 28);
+    check_supports_matches_pack<policy<quantizer<binary_format, symmetric, per_group<32>>, quantizer<binary_format, per_token>>>(64, 29);
+    check_supports_matches_pack<policy<quantizer<binary_format, symmetric, per_channel>, quantizer<binary_format, per_token, stochastic>>>(64, 30);
+    check_supports_matches_pack<policy<quantizer<int_format<4>, symmetric, per_channel>, quantizer<binary_format, per_token>>>(64, 31);
+    // A group as long as K is one group: the k-step rule does not apply.
+    check_supports_matches_pack<policy<quantizer<int_format<4>, symmetric, per_group<36>>, presets::int8_per_token>>(36, 32);
+    CHECK_FALSE(cpu::supports(describe<policy<quantizer<int_format<4>, symmetric, per_group<36>>, presets::int8_per_token>>(), 72).empty());
+    CHECK(cpu::supports(parse_descriptor("w=int4:g32 a=int8:token")).empty());
+    CHECK_THAT(cpu::supports(parse_descriptor("w=fp6_e2m3:g32")), Catch::Contains("6-bit floating format"));
+}

@@ -14,6 +14,8 @@
 #include "test_support.hpp"
 #include "tcomp/kernel/cuda/launch_plan.hpp"
 #include "tcomp/kernel/cuda/weight_image.hpp"
+#include "tcomp/quant/describe.hpp"
+#include "tcomp/quant/descriptor_text.hpp"
 #include "tcomp/quant/presets.hpp"
 
 using namespace tcomp;
@@ -283,4 +285,42 @@ TEST_CASE("cuda host: launch plans", "[cuda]") {
     CHECK(cuda::plan_launch(kernel_kind::w8a8, 4096, 4096, 4096, 1, 132).splits == 1);
     CHECK(cuda::plan_launch(kernel_kind::w8a8_2of4, 32, 4096, 4096, 1, 132).tile == tile_shape::small);
     CHECK(cuda::plan_launch(kernel_kind::w8a8_2of4, 33, 4096, 4096, 1, 132).tile == tile_shape::large);
+}
+
+TEST_CASE("cuda kernel table at run time: kernel_for(descriptor) agrees with kernel_for<Policy>()", "[cuda_host]") {
+    auto same = []<class P>(std::type_identity<P>) {
+        const cuda::kernel_choice c = cuda::kernel_for(describe<P>());
+        INFO(spell(describe<P>()) << ": " << c.reason);
+        REQUIRE(c.kind.has_value());
+        CHECK(*c.kind == cuda::kernel_for<P>());
+    };
+    same(std::type_identity<presets::w8a8>{});
+    same(std::type_identity<presets::w4a8>{});
+    same(std::type_identity<presets::w8a8_2of4>{});
+    same(std::type_identity<presets::w4a16>{});
+    same(std::type_identity<presets::w8a16>{});
+    same(std::type_identity<policy<quantizer<int_format<4>, symmetric, per_group<64>>, presets::int8_per_token>>{});
+    same(std::type_identity<policy<quantizer<uint_format<8>, asymmetric, per_group<32>>, float_activations>>{});
+    // Each refusal in the words of the static_assert that refuses the type (tests/compile_fail/ checks those).
+    const std::pair<const char*, const char*> refused[] = {
+        {"w=fp8_e4m3:channel", "weights must be 4- or 8-bit integers"},
+        {"w=int3:g32", "weights must be 4- or 8-bit integers"},
+        {"w=int4:g16 a=int8:token", "weight groups must be a multiple of 32"},
+        {"w=int8:channel a=int8:token s=block4x4", "only dense and 2:4 weights"},
+        {"w=int8:channel a=int8:asym:token", "symmetric int8"},
+        {"w=int8:channel a=int8:tensor", "quantized per token, dynamically"},
+        {"w=int8:channel a=int8:tensor:static", "quantized per token, dynamically"},
+        {"w=int8:channel a=int8:token:pct99.9", "min_max observer"},
+        {"w=uint8:asym:channel a=int8:token", "symmetric signed weights"},
+        {"w=int8:g32:shift3 a=int8:token", "shift epilogue"},
+        {"w=int4:g32 a=int8:token s=2:4", "2:4 sparsity of int8 weights"},
+        {"w=int8:channel s=2:4", "2:4 sparse weights need int8 activations"},
+        {"w=int4:asym:g32", "asymmetric weights must be unsigned"},
+    };
+    for (const auto& [text, words] : refused) {
+        const cuda::kernel_choice c = cuda::kernel_for(parse_descriptor(text));
+        INFO(text << " -> " << c.reason);
+        CHECK_FALSE(c.kind.has_value());
+        CHECK_THAT(c.reason, Catch::Contains(words) && Catch::Contains("tcomp::cuda: "));
+    }
 }

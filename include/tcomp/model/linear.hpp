@@ -136,9 +136,16 @@ public:
     }
     // bytes(): fp32_linear's, the float weights this path streams per call.
     std::size_t stored_bytes() const override { return t_.bytes(); }
+    /// Why the SIMD kernels do not run this layer: the CPU family table's own reason (cpu::supports), or, where
+    /// a family could run it, that no typed policy of model/policy_registry.hpp instantiates its kernel.
     std::string kernel_note() const override {
-        return "no SIMD kernel family runs " + spell(t_.desc) +
-               ": reference path (weights dequantized once, activations quantized per call, float GEMM)";
+        const cpu::kernel_family family = cpu::family_for(t_.desc);
+        const std::string why = cpu::supports(t_.desc, t_.cols());
+        const std::string head =
+            why.empty() ? std::string("the ") + cpu::to_string(family) + " kernels could run " + spell(t_.desc) +
+                              ", but no typed policy of model/policy_registry.hpp instantiates them for it"
+                        : std::string(cpu::to_string(family)) + " kernels: " + why;
+        return head + "; reference path (weights dequantized once, activations quantized per call, float GEMM)";
     }
     const compressed_tensor* tensor() const override { return &t_; }
 

@@ -2,7 +2,10 @@
 // which policies the family takes (from the policy type, at compile time), how it packs the compressed weights
 // (pack -> "" or the reason it cannot: the layer then keeps the scalar oracle), whether an ISA path's kernel
 // table has its kernel, and the bytes one call streams. family_of<Policy>() picks the row, in the order of the
-// table, and cpu::pack, cpu::uses_simd and tcomp::matmul all read that row: the choice is written here once.
+// table, and cpu::pack, cpu::uses_simd and cpu::detail::run_kernels all read that row: the choice is written
+// here once. The run-time face of the same table: family_for(descriptor) picks the row for a descriptor and
+// supports(descriptor, k) says "" or why its kernels cannot run it, in the packers' own words (a test holds the
+// two faces to each other over the typed policies).
 //
 //   row           takes                                               packs (kernel/cpu/*_pack.hpp)
 //   weight_only   float activations                                   integer grids of <= 256 codes, 4-bit
@@ -20,6 +23,8 @@
 #include "tcomp/kernel/cpu/int_dot_pack.hpp"
 #include "tcomp/kernel/cpu/weight_only_pack.hpp"
 #include "tcomp/quant/compress.hpp"
+#include "tcomp/quant/descriptor.hpp"
+#include "tcomp/quant/format_table.hpp"
 
 namespace tcomp::cpu {
 
@@ -62,6 +67,19 @@ struct family_row<kernel_family::weight_only>
     static std::string pack(const compressed_weights<P>& w, family_storage& s) {
         return pack_weight_only(w.weights().view(), s.weight_only);
     }
+    /// pack_weight_only's static reasons (the ones that do not depend on the weights' values).
+    static std::string supports(const descriptor& d, index_t k) {
+        const format_info& f = format_info_for(d.weights.format);
+        if (d.sparsity.kind != sparsity_kind::dense) return "sparse weights: the weight-only kernels take dense matrices";
+        if (!f.integer_grid() && f.bits > 4 && f.bits != 8)
+            return detail::weight_only_reason("a ", f.bits, "-bit floating format: the weight-only kernels take floating "
+                                              "formats of at most 4 bits (by table) and 8-bit minifloats");
+        if (f.integer_grid() && f.code_max - f.code_min > 255) return "the weight codes span more than 256 integers";
+        const index_t g = d.weights.group();
+        if (g > 0 && (k == 0 || g < k) && g % 16 != 0)
+            return detail::weight_only_reason("group size ", g, " is not a multiple of 16 (the weight-only kernels' k-step)");
+        return "";
+    }
 };
 
 template <>
@@ -77,7 +95,28 @@ struct family_row<kernel_family::binary>
     }();
     template <class P>
     static std::string pack(const compressed_weights<P>& w, family_storage& s) {
-        return pack_binary(w.weights().view(), s.binary);
+        using AQ = typename P::activation_quantizer;
+        // binarize_activations' static refusals, said at pack time (so unsupported_reason() tells the truth).
+        if constexpr (AQ::rounding::is_stochastic) return "stochastic rounding of binary activations";
+        else if constexpr (AQ::granularity::group_size > 0)
+            return "per_group binary activation scales (the binary kernel needs one scale per row: per_token or "
+                   "per_tensor)";
+        else return pack_binary(w.weights().view(), s.binary);
+    }
+    /// The static reasons of pack (above) and pack_binary.
+    static std::string supports(const descriptor& d, index_t k) {
+        const quantizer_desc& a = *d.activations;
+        if (a.rounding == rounding_kind::stochastic) return "stochastic rounding of binary activations";
+        if (a.group() > 0)
+            return "per_group binary activation scales (the binary kernel needs one scale per row: per_token or "
+                   "per_tensor)";
+        if (d.sparsity.kind != sparsity_kind::dense)
+            return "sparse binary weights have no SIMD kernel (the binary kernel needs dense weights)";
+        if (d.weights.group() > 0)
+            return "per_group binary weight scales (the binary kernel needs one scale per row: per_channel or "
+                   "per_tensor)";
+        if (k > (index_t{1} << 30)) return "K above 2^30 (the binary kernel's int32 accumulators)";
+        return "";
     }
 };
 
@@ -90,6 +129,36 @@ struct family_row<kernel_family::int_dot>
     static std::string pack(const compressed_weights<P>& w, family_storage& s) {
         std::string reason = activation_reason<P>();
         return reason.empty() ? pack_int_dot(w.weights().view(), s.int_dot) : reason;
+    }
+
+    /// pack_int_dot's and activation_reason's static reasons.
+    static std::string supports(const descriptor& d, index_t k) {
+        const quantizer_desc& a = *d.activations;
+        const format_info& af = format_info_for(a.format);
+        if (!af.integer_grid()) return "the activation format is not an integer grid";
+        if (af.code_max - af.code_min > 255) return "activation codes span more than 256 integers";
+        if (af.sign_grid) return "binary activations with non-binary weights";
+        if (a.rounding == rounding_kind::stochastic) return "stochastic rounding of activations";
+        if (a.group() > 0) return "per_group activation scales";
+        const format_info& w = format_info_for(d.weights.format);
+        if (!w.integer_grid()) return "the weight format is not an integer grid";
+        if (w.code_max - w.code_min > 255) return "the weight codes span more than 256 integers";
+        const sparsity_desc& s = d.sparsity;
+        const bool sparse = s.kind == sparsity_kind::n_m;
+        if (s.kind != sparsity_kind::dense && !sparse) return "block and unstructured sparsity have no SIMD kernel";
+        if (sparse && (s.n != 2 || s.m != 4))
+            return detail::reason("N:M sparsity ", s.n, ":", s.m, " (only 2:4 has a kernel)");
+        const int range = w.code_max - w.code_min;
+        const int bits = sparse ? (range <= 15 ? 4 : 8) : (range <= 3 ? 2 : (range <= 15 ? 4 : 8));
+        const index_t k_step = sparse ? 4 : (bits == 8 ? 4 : (bits == 4 ? 8 : 16));
+        const index_t g = d.weights.group();
+        if (g > 0 && (k == 0 || g < k) && g % k_step != 0)
+            return detail::reason("group size ", g, " is not a multiple of the kernel's k-step ", k_step, " for ", bits,
+                                  "-bit weights");
+        if (g > int_dot_max_group)
+            return detail::reason("a weight group of ", g, " elements could overflow the int32 accumulator (max ",
+                                  int_dot_max_group, ")");
+        return "";
     }
 
     /// Activation quantizers the int_dot front door encodes with SIMD: integer grids of <= 256 codes, round to
@@ -114,6 +183,28 @@ constexpr kernel_family family_of() {
     if constexpr (family_row<kernel_family::weight_only>::takes<P>) return kernel_family::weight_only;
     else if constexpr (family_row<kernel_family::binary>::takes<P>) return kernel_family::binary;
     else return kernel_family::int_dot;
+}
+
+/// The row family_of<P>() picks for describe<P>(), from the descriptor: weight_only for float activations,
+/// binary when both operands are sign grids, else int_dot.
+inline kernel_family family_for(const descriptor& d) {
+    if (!d.activations) return kernel_family::weight_only;
+    if (format_info_for(d.weights.format).sign_grid && format_info_for(d.activations->format).sign_grid)
+        return kernel_family::binary;
+    return kernel_family::int_dot;
+}
+
+/// "" when family_for(d)'s kernels can run d, else why not, in the words cpu::pack would use
+/// (packed_weights::unsupported_reason). k: the layer's K, or 0 for "K larger than one group". Reasons that
+/// depend on the weights' values (an int8-centred code out of range, a non-finite fp8 code, a shift span too
+/// wide for int64) appear only when packing.
+inline std::string supports(const descriptor& d, index_t k = 0) {
+    validate(d);
+    switch (family_for(d)) {
+        case kernel_family::weight_only: return family_row<kernel_family::weight_only>::supports(d, k);
+        case kernel_family::binary: return family_row<kernel_family::binary>::supports(d, k);
+        default: return family_row<kernel_family::int_dot>::supports(d, k);
+    }
 }
 
 }  // namespace tcomp::cpu

@@ -18,6 +18,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -28,6 +29,7 @@
 #include "tcomp/format/integer.hpp"
 #include "tcomp/kernel/cuda/fragments.hpp"
 #include "tcomp/quant/compress.hpp"
+#include "tcomp/quant/descriptor.hpp"
 #include "tcomp/quant/shift_epilogue.hpp"
 
 namespace tcomp::cuda {
@@ -116,6 +118,61 @@ consteval kernel_kind kernel_for() {
                       "kernels store zero points as bytes 0..255 and read signed codes as two's complement");
         return WF::bits == 8 ? kernel_kind::w8a16 : kernel_kind::w4a16;
     }
+}
+
+/// The run-time face of kernel_for<Policy>(): the CUDA kernel of a descriptor, or (kind empty) why there is none,
+/// in the words of kernel_for's static_asserts (a test holds the two to each other). Shapes are
+/// check_weight_shape's.
+struct kernel_choice {
+    std::optional<kernel_kind> kind;
+    std::string reason;  // "" when kind is set
+};
+
+inline kernel_choice kernel_for(const descriptor& d) {
+    validate(d);
+    auto no = [](const char* why) { return kernel_choice{std::nullopt, std::string("tcomp::cuda: ") + why}; };
+    const quantizer_desc& w = d.weights;
+    const format_kind wf = w.format.kind;
+    const bool plain_integer = (wf == format_kind::int_ || wf == format_kind::uint_) && (w.format.bits == 4 || w.format.bits == 8);
+    if (!plain_integer)
+        return no("weights must be 4- or 8-bit integers (int_format<4|8> or uint_format<4|8>); binary, ternary, "
+                  "fixed-point and float formats have no CUDA kernel (use the CPU kernels)");
+    if (w.group() > 0 && w.group() % k_multiple != 0)
+        return no("weight groups must be a multiple of 32 along K (per_group<32|64|128|...>)");
+    const sparsity_desc& s = d.sparsity;
+    if (s.kind != sparsity_kind::dense && s.kind != sparsity_kind::n_m)
+        return no("only dense and 2:4 weights have CUDA kernels (block and unstructured sparsity: CPU)");
+    const bool is_signed = wf == format_kind::int_;
+    if (d.activations) {
+        const quantizer_desc& a = *d.activations;
+        if (!(a.format.kind == format_kind::int_ && a.format.bits == 8) || a.has_zero_point())
+            return no("quantized activations must be symmetric int8 (int_format<8>, symmetric)");
+        if (a.granularity != granularity_kind::token || a.calibrated)
+            return no("int8 activations are quantized per token, dynamically, by the fused quantizer; per-tensor / "
+                      "calibrated activation scales have no CUDA kernel");
+        if (a.scale != scale_kind::float_ || a.rounding != rounding_kind::nearest_even || a.observer != observer_kind::min_max)
+            return no("int8 activations need float scales, round-to-nearest-even and the min_max observer (the fused "
+                      "quantizer's rule: S = max|x| / 127)");
+        if (!is_signed || w.has_zero_point())
+            return no("the int8 tensor-core kernels need symmetric signed weights (no zero points): use "
+                      "int_format<4|8> with symmetric, or float activations (W4A16 / W8A16)");
+        if (w.scale == scale_kind::multi_level || w.scale == scale_kind::shiftable)
+            return no("shiftable / multi-level power-of-two weight scales take the integer shift epilogue, which "
+                      "exists on the CPU only");
+        if (s.kind == sparsity_kind::n_m) {
+            if (s.n != 2 || s.m != 4 || w.format.bits != 8)
+                return no("sparse tensor cores take 2:4 sparsity of int8 weights (n_m<2, 4> with int_format<8>); other "
+                          "N:M patterns and 4-bit sparse weights: CPU");
+            return {kernel_kind::w8a8_2of4, ""};
+        }
+        return {w.format.bits == 8 ? kernel_kind::w8a8 : kernel_kind::w4a8, ""};
+    }
+    if (s.kind != sparsity_kind::dense)
+        return no("2:4 sparse weights need int8 activations (W8A8 2:4); W4A16 / W8A16 are dense");
+    if (w.has_zero_point() && is_signed)
+        return no("asymmetric weights must be unsigned (uint_format<4|8> with zero points); the kernels store zero "
+                  "points as bytes 0..255 and read signed codes as two's complement");
+    return {w.format.bits == 8 ? kernel_kind::w8a16 : kernel_kind::w4a16, ""};
 }
 
 /// Throws shape_error unless the CUDA kernels of `kind` accept an N x K weight matrix with groups of `group`.
