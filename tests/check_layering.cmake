@@ -14,13 +14,14 @@ set(allowed_format core format)
 set(allowed_sparse core format sparse)
 set(allowed_quant ${_low})
 set(allowed_metrics core metrics)
+set(allowed_calib ${_low} calib)                         # calibration methods: on the quantization engine
 set(allowed_kernel ${_low} kernel)                       # kernel/*.hpp: shared by the back ends
 set(allowed_kernel/reference ${_low} kernel kernel/reference)
 set(allowed_kernel/cpu ${_low} kernel kernel/cpu)
 set(allowed_kernel/cuda ${_low} kernel kernel/cuda)
 set(allowed_front ${_low} kernel kernel/reference kernel/cpu kernel/cuda front)   # matmul.hpp, eigen.hpp
-set(allowed_io ${_low} metrics io)
-set(allowed_model ${_low} metrics kernel kernel/reference kernel/cpu kernel/cuda front io model)
+set(allowed_io ${_low} metrics calib io)
+set(allowed_model ${_low} metrics calib kernel kernel/reference kernel/cpu kernel/cuda front io model)
 
 # The layer of a path under tcomp/: "kernel/cpu" for kernel/cpu/x.hpp, "kernel" for kernel/x.hpp, "front" for
 # the top-level headers (tcomp.hpp, the umbrella, is exempt).

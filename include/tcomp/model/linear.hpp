@@ -27,6 +27,7 @@
 #include "tcomp/core/matrix_view.hpp"
 #include "tcomp/kernel/cpu/thread_pool.hpp"
 #include "tcomp/matmul.hpp"
+#include "tcomp/model/input_tap.hpp"
 #include "tcomp/model/policy_registry.hpp"
 #include "tcomp/quant/compress.hpp"
 #include "tcomp/quant/compressed_tensor.hpp"
@@ -257,6 +258,7 @@ public:
                                                     x.rows(), "x", x.cols(), ", y is ", y.rows(), "x", y.cols(),
                                                     "; expected x M x ", k_, " and y M x ", n_);
         tcomp::detail::require_no_overlap(x, matrix_view<const float>(y), bias_, ("linear '" + name + "'").c_str());
+        if (detail::current_input_observer != nullptr) (*detail::current_input_observer)(name, x);
         detail::with_layer_context("linear '" + name + "' (" + policy_ + ")",
                                    [&] { impl_->forward(x, y, bias_, threads); });
     }

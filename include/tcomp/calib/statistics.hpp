@@ -1,0 +1,175 @@
+// Streaming statistics of one layer's input X[rows x K], gathered over calibration batches: what the
+// calibration methods need, in memory independent of the calibration set's size (O(K), plus K x K doubles for
+// the Hessian when asked for):
+//   per input channel: sum of squares (mean x^2: the importance of llama.cpp's imatrix and AWQ's activation
+//   scale), absmax (SmoothQuant's migration), running min / max;
+//   the Hessian proxy sum_rows x^T x (GPTQ, SparseGPT), accumulated in double.
+// Batches are checked (width, NaN/Inf) before they touch the sums; merge() adds statistics gathered elsewhere
+// (another thread, another file) and equals observing both sets.
+#pragma once
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "tcomp/core/error.hpp"
+#include "tcomp/core/matrix_view.hpp"
+
+namespace tcomp::calib {
+
+class input_statistics {
+public:
+    input_statistics() = default;
+    /// k input channels; `with_hessian`: also accumulate sum x^T x (k x k doubles).
+    explicit input_statistics(index_t k, bool with_hessian = true)
+        : k_(k), sum_sq_(static_cast<std::size_t>(k), 0.0), absmax_(static_cast<std::size_t>(k), 0.0f),
+          min_(static_cast<std::size_t>(k), std::numeric_limits<float>::infinity()),
+          max_(static_cast<std::size_t>(k), -std::numeric_limits<float>::infinity()) {
+        if (k <= 0) tcomp::detail::throw_error<shape_error>("input_statistics: ", k, " input channels (need at least 1)");
+        if (with_hessian) hessian_ = Eigen::MatrixXd::Zero(k, k);
+    }
+
+    /// Adds a batch of calibration rows. Throws shape_error for a batch of another width and value_error naming
+    /// the first NaN/Inf; a rejected batch leaves the statistics as they were.
+    void observe(matrix_view<const float> x) {
+        if (x.cols() != k_)
+            tcomp::detail::throw_error<shape_error>("input_statistics::observe: the batch has ", x.cols(),
+                                                    " columns, the layer has ", k_, " input channels");
+        tcomp::detail::require_finite(x, "input_statistics::observe", "x");
+        if (x.rows() == 0) return;
+        for (index_t r = 0; r < x.rows(); ++r)
+            for (index_t c = 0; c < k_; ++c) {
+                const float v = x(r, c);
+                const auto i = static_cast<std::size_t>(c);
+                sum_sq_[i] += static_cast<double>(v) * static_cast<double>(v);
+                absmax_[i] = std::max(absmax_[i], std::fabs(v));
+                min_[i] = std::min(min_[i], v);
+                max_[i] = std::max(max_[i], v);
+            }
+        if (has_hessian()) {
+            Eigen::MatrixXd xd(x.rows(), k_);
+            for (index_t r = 0; r < x.rows(); ++r)
+                for (index_t c = 0; c < k_; ++c) xd(r, c) = static_cast<double>(x(r, c));
+            hessian_.selfadjointView<Eigen::Lower>().rankUpdate(xd.transpose());
+        }
+        rows_ += x.rows();
+    }
+
+    /// Adds statistics of the same layer gathered elsewhere.
+    void merge(const input_statistics& other) {
+        if (other.k_ != k_ || other.has_hessian() != has_hessian())
+            tcomp::detail::throw_error<shape_error>("input_statistics::merge: ", other.k_, " channels",
+                                                    other.has_hessian() ? " with" : " without", " a Hessian into ", k_,
+                                                    has_hessian() ? " with" : " without", " one");
+        for (std::size_t i = 0; i < sum_sq_.size(); ++i) {
+            sum_sq_[i] += other.sum_sq_[i];
+            absmax_[i] = std::max(absmax_[i], other.absmax_[i]);
+            min_[i] = std::min(min_[i], other.min_[i]);
+            max_[i] = std::max(max_[i], other.max_[i]);
+        }
+        if (has_hessian()) hessian_.triangularView<Eigen::Lower>() += other.hessian_;
+        rows_ += other.rows_;
+    }
+
+    /// The raw sums, for a statistics file (io/statistics_file.hpp).
+    struct parts {
+        index_t rows = 0;
+        std::vector<double> sum_sq;
+        std::vector<float> absmax, min, max;
+        std::vector<double> hessian;  // k x k row-major (symmetric), or empty
+    };
+    parts to_parts() const {
+        parts p{rows_, sum_sq_, absmax_, min_, max_, {}};
+        if (has_hessian()) {
+            const Eigen::MatrixXd h = hessian_.selfadjointView<Eigen::Lower>();
+            p.hessian.resize(static_cast<std::size_t>(k_ * k_));
+            for (index_t i = 0; i < k_; ++i)
+                for (index_t j = 0; j < k_; ++j) p.hessian[static_cast<std::size_t>(i * k_ + j)] = h(i, j);
+        }
+        return p;
+    }
+    /// Statistics from raw sums, checked as a file's contents must be: sizes, finite values, sums of squares
+    /// >= 0, absmax = max(|min|, |max|) per channel, a symmetric Hessian whose diagonal is the sums of squares
+    /// (within rounding). `where` names the source in the errors.
+    static input_statistics from_parts(index_t k, parts p, const std::string& where) {
+        auto fail = [&](auto&&... why) { tcomp::detail::throw_error<value_error>(where, ": ", why...); };
+        if (k <= 0) fail(k, " input channels");
+        const auto n = static_cast<std::size_t>(k);
+        if (p.sum_sq.size() != n || p.absmax.size() != n || p.min.size() != n || p.max.size() != n)
+            tcomp::detail::throw_error<shape_error>(where, ": per-channel statistics of ", p.sum_sq.size(), "/",
+                                                    p.absmax.size(), "/", p.min.size(), "/", p.max.size(),
+                                                    " entries for ", k, " channels");
+        if (!p.hessian.empty() && p.hessian.size() != n * n)
+            tcomp::detail::throw_error<shape_error>(where, ": a Hessian of ", p.hessian.size(), " entries for ", k,
+                                                    " channels (", n * n, " expected)");
+        if (p.rows <= 0) fail(p.rows, " calibration rows (must be > 0)");
+        for (std::size_t i = 0; i < n; ++i) {
+            if (!std::isfinite(p.sum_sq[i]) || p.sum_sq[i] < 0.0) fail("channel ", i, ": sum of squares ", p.sum_sq[i]);
+            if (!std::isfinite(p.min[i]) || !std::isfinite(p.max[i]) || p.min[i] > p.max[i] ||
+                p.absmax[i] != std::max(std::fabs(p.min[i]), std::fabs(p.max[i])))
+                fail("channel ", i, ": min ", p.min[i], ", max ", p.max[i], ", absmax ", p.absmax[i], " disagree");
+        }
+        input_statistics s(k, !p.hessian.empty());
+        if (!p.hessian.empty()) {
+            for (index_t i = 0; i < k; ++i)
+                for (index_t j = 0; j <= i; ++j) {
+                    const double a = p.hessian[static_cast<std::size_t>(i * k + j)], b = p.hessian[static_cast<std::size_t>(j * k + i)];
+                    if (!std::isfinite(a) || a != b) fail("the Hessian is not finite and symmetric at (", i, ", ", j, ")");
+                    s.hessian_(i, j) = a;
+                }
+            for (index_t i = 0; i < k; ++i) {
+                const double d = s.hessian_(i, i), want = p.sum_sq[static_cast<std::size_t>(i)];
+                if (std::fabs(d - want) > 1e-6 * std::max(1.0, std::fabs(want)))
+                    fail("the Hessian's diagonal (", d, " at ", i, ") is not the channel's sum of squares (", want, ")");
+            }
+        }
+        s.rows_ = p.rows;
+        s.sum_sq_ = std::move(p.sum_sq), s.absmax_ = std::move(p.absmax), s.min_ = std::move(p.min), s.max_ = std::move(p.max);
+        return s;
+    }
+
+    index_t channels() const { return k_; }
+    /// Calibration rows seen so far.
+    index_t rows() const { return rows_; }
+    bool has_hessian() const { return hessian_.size() > 0; }
+
+    /// Mean x^2 per channel (the imatrix importance); value_error before any row was seen.
+    std::vector<float> mean_square() const {
+        require_rows("mean_square");
+        std::vector<float> out(sum_sq_.size());
+        for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<float>(sum_sq_[i] / static_cast<double>(rows_));
+        return out;
+    }
+    std::span<const float> absmax() const { return absmax_; }
+    std::span<const float> channel_min() const { return min_; }
+    std::span<const float> channel_max() const { return max_; }
+    /// sum over rows of x^T x (k x k, symmetric). GPTQ's H = 2/n of this; the methods are invariant to the factor.
+    Eigen::MatrixXd hessian() const {
+        require_rows("hessian");
+        if (!has_hessian())
+            tcomp::detail::throw_error<error>("input_statistics::hessian: these statistics were gathered without the "
+                                              "Hessian (input_statistics(k, true) collects it)");
+        Eigen::MatrixXd h = hessian_.selfadjointView<Eigen::Lower>();
+        return h;
+    }
+
+private:
+    void require_rows(const char* what) const {
+        if (rows_ == 0)
+            tcomp::detail::throw_error<value_error>("input_statistics::", what,
+                                                    ": no calibration rows were observed (an empty calibration set)");
+    }
+
+    index_t k_ = 0;
+    index_t rows_ = 0;
+    std::vector<double> sum_sq_;
+    std::vector<float> absmax_, min_, max_;
+    Eigen::MatrixXd hessian_;  // lower triangle filled
+};
+
+}  // namespace tcomp::calib

@@ -1,0 +1,401 @@
+// Calibration methods (include/tcomp/calib/): the streaming input statistics, GPTQ and the importance-weighted
+// scale search. Each method must beat round to nearest on the layer's output error measured on inputs held apart
+// from its calibration inputs; GPTQ with an identity Hessian must be RTN bit for bit; and the MNIST MLP with
+// 2-bit weights is calibrated on the first half of the MNIST test set and evaluated on the second half.
+#include <catch2/catch.hpp>
+
+#include "test_support.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include "tcomp/calib/gptq.hpp"
+#include "tcomp/calib/imatrix.hpp"
+#include "tcomp/calib/statistics.hpp"
+#include "tcomp/io/safetensors.hpp"
+#include "tcomp/io/statistics_file.hpp"
+#include "tcomp/model/linear.hpp"
+#include "tcomp/quant/descriptor_text.hpp"
+
+namespace {
+
+using namespace tcomp;
+using tcomp_test::gaussian;
+
+/// Activations with what makes real ones hard: correlated channels and a few channels 10x larger.
+dense_matrix<float> correlated_inputs(index_t rows, index_t k, std::uint32_t seed) {
+    const dense_matrix<float> z = gaussian(rows, k, seed);
+    const dense_matrix<float> mix = gaussian(k, k, 4242, 0.6f / std::sqrt(static_cast<float>(k)) * 3.0f);
+    dense_matrix<float> x(rows, k);
+    for (index_t r = 0; r < rows; ++r)
+        for (index_t c = 0; c < k; ++c) {
+            double acc = z(r, c);
+            for (index_t j = 0; j < k; j += 7) acc += static_cast<double>(z(r, j)) * mix(j, c);  // a sparse mix
+            const float scale = (c % 17 == 3) ? 10.0f : 1.0f + 0.5f * static_cast<float>(c % 5);
+            x(r, c) = static_cast<float>(acc) * scale;
+        }
+    return x;
+}
+
+/// ||X (W - Q)^T||^2 / ||X W^T||^2.
+double output_error(const dense_matrix<float>& x, matrix_view<const float> w, const dense_matrix<float>& q) {
+    double num = 0.0, den = 0.0;
+    for (index_t r = 0; r < x.rows(); ++r)
+        for (index_t n = 0; n < w.rows(); ++n) {
+            double y = 0.0, yq = 0.0;
+            for (index_t c = 0; c < x.cols(); ++c) y += static_cast<double>(x(r, c)) * w(n, c), yq += static_cast<double>(x(r, c)) * q(n, c);
+            num += (y - yq) * (y - yq), den += y * y;
+        }
+    return num / den;
+}
+
+calib::input_statistics statistics_of(const dense_matrix<float>& x, bool hessian = true) {
+    calib::input_statistics s(x.cols(), hessian);
+    // In two batches, as a model run would deliver them.
+    const index_t half = x.rows() / 2;
+    s.observe(matrix_view<const float>(x.data(), half, x.cols()));
+    s.observe(matrix_view<const float>(x.data() + half * x.cols(), x.rows() - half, x.cols()));
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("input statistics: streaming sums equal the direct ones; merge equals one pass", "[calib]") {
+    const auto x = gaussian(37, 12, 11, 2.0f);
+    const calib::input_statistics s = statistics_of(x);
+    REQUIRE(s.rows() == 37);
+    const std::vector<float> ms = s.mean_square();
+    const Eigen::MatrixXd h = s.hessian();
+    for (index_t c = 0; c < 12; ++c) {
+        double sq = 0.0;
+        float amax = 0.0f, lo = x(0, c), hi = x(0, c);
+        for (index_t r = 0; r < 37; ++r)
+            sq += static_cast<double>(x(r, c)) * x(r, c), amax = std::max(amax, std::fabs(x(r, c))),
+                lo = std::min(lo, x(r, c)), hi = std::max(hi, x(r, c));
+        CHECK(ms[static_cast<std::size_t>(c)] == Approx(sq / 37).epsilon(1e-6));
+        CHECK(s.absmax()[static_cast<std::size_t>(c)] == amax);
+        CHECK(s.channel_min()[static_cast<std::size_t>(c)] == lo);
+        CHECK(s.channel_max()[static_cast<std::size_t>(c)] == hi);
+        for (index_t j = 0; j < 12; ++j) {
+            double hij = 0.0;
+            for (index_t r = 0; r < 37; ++r) hij += static_cast<double>(x(r, c)) * x(r, j);
+            CHECK(h(c, j) == Approx(hij).epsilon(1e-12).margin(1e-12));
+        }
+    }
+    calib::input_statistics a(12), b(12);
+    a.observe(matrix_view<const float>(x.data(), 20, 12));
+    b.observe(matrix_view<const float>(x.data() + 20 * 12, 17, 12));
+    a.merge(b);
+    CHECK(a.rows() == 37);
+    CHECK((a.hessian() - h).cwiseAbs().maxCoeff() < 1e-9);
+    CHECK(a.mean_square() == ms);
+}
+
+TEST_CASE("input statistics: bad input is a named error and changes nothing", "[calib][hostile]") {
+    calib::input_statistics s(8);
+    CHECK_THROWS_WITH(s.mean_square(), Catch::Contains("no calibration rows"));
+    CHECK_THROWS_WITH(s.hessian(), Catch::Contains("empty calibration set"));
+    auto x = gaussian(3, 8, 1);
+    x(2, 5) = std::nanf("");
+    CHECK_THROWS_WITH(s.observe(x.view()), Catch::Contains("x(2, 5)") && Catch::Contains("NaN"));
+    CHECK(s.rows() == 0);
+    CHECK_THROWS_AS(s.observe(gaussian(3, 9, 1).view()), shape_error);
+    CHECK_THROWS_AS(s.merge(calib::input_statistics(9)), shape_error);
+    CHECK_THROWS_AS(calib::input_statistics(0), shape_error);
+    calib::input_statistics no_h(8, false);
+    no_h.observe(gaussian(3, 8, 2).view());
+    CHECK_THROWS_WITH(no_h.hessian(), Catch::Contains("without the Hessian"));
+}
+
+TEST_CASE("gptq: with an identity Hessian it is round to nearest, bit for bit", "[calib]") {
+    // H = sum x^T x = I: no column's error can be compensated by another, so every code is RTN's.
+    const index_t k = 64;
+    dense_matrix<float> eye(k, k);
+    for (index_t i = 0; i < k; ++i) eye(i, i) = 1.0f;
+    const calib::input_statistics s = statistics_of(eye);
+    const auto w = gaussian(24, k, 5);
+    for (const char* text : {"w=int4:g32", "w=uint3:asym:g16", "w=int8:channel", "w=int4:g32:shift3", "w=nf4:g32"}) {
+        const descriptor d = parse_descriptor(text);
+        const compressed_tensor rtn = compress(d, w.view());
+        for (bool act_order : {false, true}) {
+            INFO(text << (act_order ? " act_order" : ""));
+            const compressed_tensor g = calib::gptq(w.view(), s, d, {.act_order = act_order});
+            CHECK(g.storage.codes == rtn.storage.codes);
+            CHECK(g.storage.scales == rtn.storage.scales);
+            CHECK(g.storage.zero_points == rtn.storage.zero_points);
+        }
+    }
+}
+
+TEST_CASE("gptq beats round to nearest on held-out inputs, for every integer width and scale kind", "[calib]") {
+    const index_t n = 48, k = 128;
+#ifdef NDEBUG
+    const index_t rows = 512;
+#else
+    const index_t rows = 256;
+#endif
+    const auto w = gaussian(n, k, 77);
+    const auto calib_x = correlated_inputs(rows, k, 1001);
+    const auto held_out = correlated_inputs(rows, k, 2002);  // other draws: the evaluation split
+    const calib::input_statistics s = statistics_of(calib_x);
+    for (const char* text : {"w=int2:g32", "w=int3:g32", "w=int4:g32", "w=uint4:asym:g32", "w=int8:channel",
+                             "w=int4:g32:pow2", "w=int4:g16:shift4", "w=int4:g32:ml4", "w=ternary:channel",
+                             "w=int4:channel a=int8:token", "w=nf4:g32"}) {
+        const descriptor d = parse_descriptor(text);
+        const double rtn = output_error(held_out, w.view(), dequantize(compress(d, w.view())));
+        const scale_table importance = calib::importance_scales(w.view(), s.mean_square(), d);
+        for (int variant = 0; variant < 3; ++variant) {
+            calib::gptq_options o;
+            o.act_order = variant > 0;
+            if (variant == 2) o.scales = &importance;
+            calib::gptq_report report;
+            const compressed_tensor g = calib::gptq(w.view(), s, d, o, &report);
+            tcomp::detail::check_tensor(g, "test");
+            const double e = output_error(held_out, w.view(), dequantize(g));
+            INFO(text << " variant " << variant << ": held-out output error RTN " << rtn << ", GPTQ " << e
+                      << "; calibration proxy RTN " << report.proxy_loss_rtn << ", GPTQ " << report.proxy_loss);
+            CHECK(report.proxy_loss < report.proxy_loss_rtn);
+            CHECK(report.static_groups == (variant > 0 || d.weights.group() == 0));
+            // Dynamic groups (variant 0) at 2 bits lose on held-out inputs here (0.51 against RTN's 0.45, measured):
+            // the updated weights widen the groups' ranges. Static scales do not (0.35; 0.08 with importance scales).
+            if (variant > 0 || d.weights.format.kind != format_kind::int_ || d.weights.format.bits > 2)
+                CHECK(e < 0.9 * rtn);
+        }
+    }
+}
+
+TEST_CASE("gptq output is an ordinary tensor: a model layer runs it like any other", "[calib]") {
+    const auto w = gaussian(40, 64, 9);
+    const calib::input_statistics s = statistics_of(correlated_inputs(200, 64, 3));
+    const descriptor d = parse_descriptor("w=int4:g32 a=int8:token");  // a typed kernel policy (w4a8_g32)
+    const compressed_tensor g = calib::gptq(w.view(), s, d);
+    const model::linear a = model::linear::from_compressed(g, {}, "gptq");
+    CHECK(a.kernel_note().empty());
+    // Same weights through the reference body (dequantized once): same codes, so the same function within float.
+    const auto x = gaussian(3, 64, 10);
+    dense_matrix<float> ya(3, 40);
+    a.forward(x.view(), ya.view());
+    dense_matrix<float> expected(3, 40);
+    reference::matmul(x.view(), to_typed<model::w4a8_g32>(g), expected.view());
+    CHECK(ya.storage() == expected.storage());
+}
+
+TEST_CASE("gptq: bad input is a named error, never a silent RTN", "[calib][hostile]") {
+    const auto w = gaussian(8, 32, 1);
+    const calib::input_statistics s = statistics_of(gaussian(64, 32, 2));
+    const descriptor d = parse_descriptor("w=int4:g32");
+    CHECK_THROWS_AS(calib::gptq(gaussian(8, 16, 1).view(), s, parse_descriptor("w=int4:g16")), shape_error);
+    CHECK_THROWS_WITH(calib::gptq(w.view(), calib::input_statistics(32), d), Catch::Contains("no calibration rows"));
+    CHECK_THROWS_WITH(calib::gptq(w.view(), s, parse_descriptor("w=int4:g32 s=2:4")), Catch::Contains("SparseGPT"));
+    CHECK_THROWS_WITH(calib::gptq(w.view(), s, parse_descriptor("w=int4:g32:stoch")), Catch::Contains("stochastic"));
+    CHECK_THROWS_AS(calib::gptq(w.view(), s, d, {.damp = -1.0}), value_error);
+    CHECK_THROWS_AS(calib::gptq(w.view(), s, parse_descriptor("w=int4:g24")), shape_error);  // 24 does not divide 32
+    // A Hessian (from a statistics file) that no damping of 1% makes definite.
+    calib::input_statistics::parts p;
+    p.rows = 4;
+    p.sum_sq.assign(32, 1.0);
+    p.absmax.assign(32, 1.0f), p.min.assign(32, -1.0f), p.max.assign(32, 1.0f);
+    p.hessian.assign(32 * 32, 0.0);
+    for (index_t i = 0; i < 32; ++i) p.hessian[static_cast<std::size_t>(i * 33)] = 1.0;
+    p.hessian[1] = p.hessian[32] = 2.0;  // [[1, 2], [2, 1]] in the corner: an eigenvalue -1
+    const auto indefinite = calib::input_statistics::from_parts(32, p, "test");
+    CHECK_THROWS_WITH(calib::gptq(w.view(), indefinite, d),
+                      Catch::Contains("not positive definite") && Catch::Contains("raise damp"));
+    // Two identical channels: H is singular, and the default damping makes it definite.
+    auto x = gaussian(64, 32, 3);
+    for (index_t r = 0; r < 64; ++r) x(r, 7) = x(r, 3);
+    CHECK_NOTHROW(calib::gptq(w.view(), statistics_of(x), d));
+    auto bad = w;
+    bad(1, 2) = INFINITY;
+    CHECK_THROWS_WITH(calib::gptq(bad.view(), s, d), Catch::Contains("W(1, 2)"));
+    // A channel the calibration never excites is dead: its weights are zeroed, the rest is GPTQ as usual.
+    auto xd = gaussian(64, 32, 4);
+    for (index_t r = 0; r < 64; ++r) xd(r, 30) = 0.0f;
+    calib::gptq_report report;
+    const compressed_tensor g = calib::gptq(w.view(), statistics_of(xd), d, {}, &report);
+    CHECK(report.dead_columns == 1);
+    const auto deq = dequantize(g);
+    for (index_t r = 0; r < 8; ++r) CHECK(deq(r, 30) == 0.0f);
+}
+
+TEST_CASE("importance-weighted scales: never worse than RTN on the weighted error, better on held-out outputs",
+          "[calib]") {
+    // Independent channels of very different power: the case the diagonal importance models exactly.
+    const index_t n = 32, k = 128, rows = 400;
+    const auto w = gaussian(n, k, 31);
+    auto power = [](index_t c) { return c % 9 == 0 ? 8.0f : 0.5f + static_cast<float>(c % 4); };
+    auto inputs = [&](std::uint32_t seed) {
+        auto x = gaussian(rows, k, seed);
+        for (index_t r = 0; r < rows; ++r)
+            for (index_t c = 0; c < k; ++c) x(r, c) *= power(c);
+        return x;
+    };
+    const auto calib_x = inputs(500), held_out = inputs(600);
+    const std::vector<float> importance = statistics_of(calib_x, false).mean_square();
+    for (const char* text : {"w=int3:g32", "w=int4:g32", "w=uint4:asym:g32", "w=int4:g32:pow2", "w=int4:g32:shift3",
+                             "w=fp4_e2m1:g32", "w=int2:channel", "w=int8:tensor"}) {
+        const descriptor d = parse_descriptor(text);
+        const compressed_tensor rtn = compress(d, w.view());
+        const compressed_tensor im = calib::importance_quantize(w.view(), importance, d);
+        tcomp::detail::check_tensor(im, "test");
+        const auto qr = dequantize(rtn), qi = dequantize(im);
+        double er = 0.0, ei = 0.0;
+        for (index_t r = 0; r < n; ++r)
+            for (index_t c = 0; c < k; ++c) {
+                const double imp = importance[static_cast<std::size_t>(c)];
+                er += imp * (w(r, c) - qr(r, c)) * (w(r, c) - qr(r, c));
+                ei += imp * (w(r, c) - qi(r, c)) * (w(r, c) - qi(r, c));
+            }
+        const double out_rtn = output_error(held_out, w.view(), qr), out_im = output_error(held_out, w.view(), qi);
+        INFO(text << ": weighted error RTN " << er << ", imatrix " << ei << "; held-out output error RTN " << out_rtn
+                  << ", imatrix " << out_im);
+        CHECK(ei <= er);
+        if (std::string(text) != "w=int8:tensor") CHECK(out_im < 0.97 * out_rtn);  // int8 per tensor: little to gain
+    }
+    CHECK_THROWS_AS(calib::importance_quantize(w.view(), std::vector<float>(5, 1.0f), parse_descriptor("w=int4:g32")),
+                    shape_error);
+    std::vector<float> negative(static_cast<std::size_t>(k), 1.0f);
+    negative[9] = -1.0f;
+    CHECK_THROWS_WITH(calib::importance_quantize(w.view(), negative, parse_descriptor("w=int4:g32")),
+                      Catch::Contains("importance(9)"));
+}
+
+TEST_CASE("MNIST MLP, 2-bit weights: GPTQ calibrated on test images 0-4999, evaluated on 5000-9999", "[calib][mnist]") {
+    if (!tcomp_test::have_models("the MNIST calibration checks",
+                                 {"mnist_mlp/model.safetensors", "mnist_mlp/test_set.safetensors"}))
+        return;
+    const std::filesystem::path dir = tcomp_test::models_dir() / "mnist_mlp";
+    const io::safetensors_file model = io::safetensors_file::open(dir / "model.safetensors");
+    const io::safetensors_file data = io::safetensors_file::open(dir / "test_set.safetensors");
+    auto floats = [&](const char* name) { return io::to_float(model.tensor(name)); };
+    const std::vector<float> w1 = floats("fc1.weight"), b1 = floats("fc1.bias"), w2 = floats("fc2.weight"),
+                             b2 = floats("fc2.bias");
+#ifndef NDEBUG
+    // Debug / sanitizer builds run Eigen's factorisations at -O0 (minutes here); the algorithm tests above ran.
+    WARN("SKIPPED in this unoptimized build: the MNIST calibration run (it runs in optimized builds)");
+    return;
+#endif
+    const index_t calib_n = 5000, eval_n = 5000;
+    const io::tensor_view& images = data.tensor("images");
+    const io::tensor_view& labels = data.tensor("labels");
+    auto pixels = [&](index_t first, index_t count) {
+        dense_matrix<float> x(count, 784);
+        for (index_t i = 0; i < count; ++i)
+            for (index_t p = 0; p < 784; ++p)
+                x(i, p) = static_cast<float>(std::to_integer<int>(images.data[static_cast<std::size_t>((first + i) * 784 + p)])) / 255.0f;
+        return x;
+    };
+    const dense_matrix<float> calib_x = pixels(0, calib_n), eval_x = pixels(5000, eval_n);
+    const model::linear fc1_fp32 = model::linear::make("fp32", matrix_view<const float>(w1.data(), 500, 784), b1, "fc1");
+    auto hidden = [&](const model::linear& fc1, const dense_matrix<float>& x) {
+        dense_matrix<float> h(x.rows(), 500);
+        fc1.forward(x.view(), h.view(), 2);
+        for (float& v : h.storage()) v = std::max(v, 0.0f);
+        return h;
+    };
+    auto accuracy = [&](const model::linear& fc1, const model::linear& fc2) {
+        const dense_matrix<float> h = hidden(fc1, eval_x);
+        dense_matrix<float> y(eval_n, 10);
+        fc2.forward(h.view(), y.view(), 2);
+        index_t right = 0;
+        for (index_t i = 0; i < eval_n; ++i) {
+            const float* row = y.data() + i * 10;
+            right += (std::max_element(row, row + 10) - row) ==
+                     std::to_integer<int>(labels.data[static_cast<std::size_t>(5000 + i)]);
+        }
+        return 100.0 * static_cast<double>(right) / static_cast<double>(eval_n);
+    };
+    const descriptor d = parse_descriptor("w=uint2:asym:channel");
+    const matrix_view<const float> w1v(w1.data(), 500, 784), w2v(w2.data(), 10, 500);
+    const model::linear fc2_fp32 = model::linear::make("fp32", w2v, b2, "fc2");
+    const double fp32 = accuracy(fc1_fp32, fc2_fp32);
+    const model::linear rtn1 = model::linear::from_compressed(compress(d, w1v), b1, "fc1");
+    const model::linear rtn2 = model::linear::from_compressed(compress(d, w2v), b2, "fc2");
+    const double rtn = accuracy(rtn1, rtn2);
+    // GPTQ layer by layer: fc2 sees the hidden activations of the already quantized fc1 (the sequential rule).
+    double best = 0.0;
+    for (bool act_order : {false, true}) {
+        const calib::input_statistics s1 = statistics_of(calib_x);
+        const model::linear g1 = model::linear::from_compressed(calib::gptq(w1v, s1, d, {.act_order = act_order}), b1, "fc1");
+        const calib::input_statistics s2 = statistics_of(hidden(g1, calib_x));
+        const model::linear g2 = model::linear::from_compressed(calib::gptq(w2v, s2, d, {.act_order = act_order}), b2, "fc2");
+        const double acc = accuracy(g1, g2);
+        WARN("MNIST 2-bit per-channel (uint2 asym), eval images 5000-" << 5000 + eval_n - 1 << ": FP32 " << fp32
+                                                                       << "%, RTN " << rtn << "%, GPTQ"
+                                                                       << (act_order ? " act-order " : " ") << acc << "%");
+        CHECK(acc > rtn);
+        best = std::max(best, acc);
+    }
+    CHECK(best > rtn + 2.0);  // a regression floor below the measurement (docs/quantization-methods.md)
+}
+
+TEST_CASE("statistics files: written once, read back identical; a hostile file is a named error", "[calib][hostile]") {
+    const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("tcomp_stats_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    io::statistics_map stats;
+    stats.emplace("fc1", statistics_of(gaussian(30, 16, 1)));
+    stats.emplace("model.layers.0.mlp.down_proj", statistics_of(gaussian(7, 12, 2), false));
+    io::write_statistics(dir / "s.safetensors", stats, {{"model", "test"}, {"split", "calibration rows 0..29"}});
+    const io::statistics_map back = io::read_statistics(dir / "s.safetensors");
+    REQUIRE(back.size() == 2);
+    for (const auto& [layer, s] : stats) {
+        const auto& b = back.at(layer);
+        CHECK(b.rows() == s.rows());
+        CHECK(b.mean_square() == s.mean_square());
+        CHECK(b.has_hessian() == s.has_hessian());
+        if (s.has_hessian()) CHECK(b.hessian() == s.hessian());
+        CHECK(std::vector<float>(b.absmax().begin(), b.absmax().end()) ==
+              std::vector<float>(s.absmax().begin(), s.absmax().end()));
+    }
+    // Each defect of a file named with the tensor or the rule it breaks.
+    auto write_with = [&](const std::function<void(io::safetensors_writer&)>& edit) {
+        io::safetensors_writer w;
+        w.set_metadata("tcomp.statistics", "1");
+        const auto p = stats.at("fc1").to_parts();
+        const std::vector<std::int64_t> rows{p.rows};
+        w.add("fc1.rows", io::dtype::i64, {1}, std::as_bytes(std::span<const std::int64_t>(rows)));
+        w.add("fc1.sum_sq", io::dtype::f64, {16}, std::as_bytes(std::span<const double>(p.sum_sq)));
+        w.add_f32("fc1.absmax", {16}, p.absmax);
+        w.add_f32("fc1.min", {16}, p.min);
+        edit(w);
+        w.write(dir / "bad.safetensors");
+        return tcomp_test::error_of([&] { (void)io::read_statistics(dir / "bad.safetensors"); });
+    };
+    const auto p = stats.at("fc1").to_parts();
+    CHECK_THAT(write_with([&](io::safetensors_writer&) {}), Catch::Contains("fc1.max"));
+    CHECK_THAT(write_with([&](io::safetensors_writer& w) { w.add_f32("fc1.max", {15}, std::vector<float>(15, 1.0f)); }),
+               Catch::Contains("fc1.max") && Catch::Contains("[15]"));
+    CHECK_THAT(write_with([&](io::safetensors_writer& w) {
+                   auto bad = p.max;
+                   bad[3] = -1e9f;  // max below min
+                   w.add_f32("fc1.max", {16}, bad);
+               }),
+               Catch::Contains("channel 3"));
+    CHECK_THAT(write_with([&](io::safetensors_writer& w) {
+                   w.add_f32("fc1.max", {16}, p.max);
+                   w.add_f32("stray", {1}, std::vector<float>{1.0f});
+               }),
+               Catch::Contains("stray") && Catch::Contains("belongs to no layer"));
+    CHECK_THAT(write_with([&](io::safetensors_writer& w) {
+                   w.add_f32("fc1.max", {16}, p.max);
+                   auto h = p.hessian;
+                   h[1] += 1.0;  // (0, 1) no longer equals (1, 0)
+                   w.add("fc1.hessian", io::dtype::f64, {16, 16}, std::as_bytes(std::span<const double>(h)));
+               }),
+               Catch::Contains("not finite and symmetric"));
+    {
+        io::safetensors_writer w;
+        w.add_f32("x", {1}, std::vector<float>{1.0f});
+        w.write(dir / "plain.safetensors");
+        CHECK_THAT(tcomp_test::error_of([&] { (void)io::read_statistics(dir / "plain.safetensors"); }),
+                   Catch::Contains("not a tcomp statistics file"));
+    }
+    std::filesystem::remove_all(dir);
+}
