@@ -136,14 +136,16 @@ TEST_CASE("gptq: with an identity Hessian it is round to nearest, bit for bit", 
 
 TEST_CASE("gptq beats round to nearest on held-out inputs, for every integer width and scale kind", "[calib]") {
     const index_t n = 48, k = 128;
+    // 512 calibration rows for K = 128 (with half as many GPTQ overfits them: calibration proxy 0.20 against RTN's
+    // 0.46, held-out 0.45 against 0.45 at 2 bits). Unoptimized builds evaluate on fewer held-out rows.
 #ifdef NDEBUG
-    const index_t rows = 512;
+    const index_t held_rows = 512;
 #else
-    const index_t rows = 256;
+    const index_t held_rows = 192;
 #endif
     const auto w = gaussian(n, k, 77);
-    const auto calib_x = correlated_inputs(rows, k, 1001);
-    const auto held_out = correlated_inputs(rows, k, 2002);  // other draws: the evaluation split
+    const auto calib_x = correlated_inputs(512, k, 1001);
+    const auto held_out = correlated_inputs(held_rows, k, 2002);  // other draws: the evaluation split
     const calib::input_statistics s = statistics_of(calib_x);
     for (const char* text : {"w=int2:g32", "w=int3:g32", "w=int4:g32", "w=uint4:asym:g32", "w=int8:channel",
                              "w=int4:g32:pow2", "w=int4:g16:shift4", "w=int4:g32:ml4", "w=ternary:channel",
