@@ -839,6 +839,7 @@ TEST_CASE("stories260K: GPTQ and importance-weighted scales against RTN (calibra
                       << r[5].mean_kl);
         CHECK(r[1].mean_kl < r[0].mean_kl);
         CHECK(r[5].mean_kl < r[1].mean_kl);
-        for (int i : methods) CHECK(r[i].mean_kl <= r[0].mean_kl);
+        for (int i : methods)
+            if (i != 0) CHECK(r[i].mean_kl < r[0].mean_kl);
     }
 }

@@ -62,54 +62,37 @@ void matmul_cpu(matrix_view<const T> x, const cpu::packed_weights<Policy>& w, ma
 
 }  // namespace detail
 
-// --- compressed weights: the reference back end ------------------------------------------------------------
+// X's element type T is deduced (const or not), so one overload per back end takes float, bfloat16 and float16.
 
-template <class Policy>
-void matmul(matrix_view<const float> x, const compressed_weights<Policy>& w, matrix_view<float> y,
+/// Compressed weights: the reference back end (the oracle).
+template <class Policy, class T>
+    requires is_activation_element<std::remove_const_t<T>>
+void matmul(matrix_view<T> x, const compressed_weights<Policy>& w, matrix_view<float> y,
             std::span<const float> bias = {}, const matmul_options& options = {}) {
-    detail::matmul_reference(x, w, y, bias, options);
-}
-template <class Policy>
-void matmul(matrix_view<const bfloat16> x, const compressed_weights<Policy>& w, matrix_view<float> y,
-            std::span<const float> bias = {}, const matmul_options& options = {}) {
-    detail::matmul_reference(x, w, y, bias, options);
-}
-template <class Policy>
-void matmul(matrix_view<const float16> x, const compressed_weights<Policy>& w, matrix_view<float> y,
-            std::span<const float> bias = {}, const matmul_options& options = {}) {
-    detail::matmul_reference(x, w, y, bias, options);
+    detail::matmul_reference(matrix_view<const std::remove_const_t<T>>(x), w, y, bias, options);
 }
 
-// --- CPU-packed weights: the SIMD kernels ------------------------------------------------------------------
-
-template <class Policy>
-void matmul(matrix_view<const float> x, const cpu::packed_weights<Policy>& w, matrix_view<float> y,
+/// CPU-packed weights: the SIMD kernels.
+template <class Policy, class T>
+    requires is_activation_element<std::remove_const_t<T>>
+void matmul(matrix_view<T> x, const cpu::packed_weights<Policy>& w, matrix_view<float> y,
             std::span<const float> bias = {}, const matmul_options& options = {}) {
-    detail::matmul_cpu(x, w, y, bias, options);
-}
-template <class Policy>
-void matmul(matrix_view<const bfloat16> x, const cpu::packed_weights<Policy>& w, matrix_view<float> y,
-            std::span<const float> bias = {}, const matmul_options& options = {}) {
-    detail::matmul_cpu(x, w, y, bias, options);
-}
-template <class Policy>
-void matmul(matrix_view<const float16> x, const cpu::packed_weights<Policy>& w, matrix_view<float> y,
-            std::span<const float> bias = {}, const matmul_options& options = {}) {
-    detail::matmul_cpu(x, w, y, bias, options);
+    detail::matmul_cpu(matrix_view<const std::remove_const_t<T>>(x), w, y, bias, options);
 }
 
-// --- Y returned (host weights, float X) ----------------------------------------------------------------------
-
-template <class Policy>
-dense_matrix<float> matmul(matrix_view<const float> x, const compressed_weights<Policy>& w,
-                           std::span<const float> bias = {}, const matmul_options& options = {}) {
+/// Y returned (host weights).
+template <class Policy, class T>
+    requires is_activation_element<std::remove_const_t<T>>
+dense_matrix<float> matmul(matrix_view<T> x, const compressed_weights<Policy>& w, std::span<const float> bias = {},
+                           const matmul_options& options = {}) {
     dense_matrix<float> y(x.rows(), w.rows());
     matmul(x, w, y.view(), bias, options);
     return y;
 }
-template <class Policy>
-dense_matrix<float> matmul(matrix_view<const float> x, const cpu::packed_weights<Policy>& w,
-                           std::span<const float> bias = {}, const matmul_options& options = {}) {
+template <class Policy, class T>
+    requires is_activation_element<std::remove_const_t<T>>
+dense_matrix<float> matmul(matrix_view<T> x, const cpu::packed_weights<Policy>& w, std::span<const float> bias = {},
+                           const matmul_options& options = {}) {
     dense_matrix<float> y(x.rows(), w.rows());
     matmul(x, w, y.view(), bias, options);
     return y;

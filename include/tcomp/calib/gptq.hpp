@@ -101,14 +101,8 @@ inline void invert_upper(Eigen::Ref<Eigen::MatrixXd> m) {
 /// not positive definite after damping, or non-finite weights, and error for a descriptor GPTQ cannot take.
 inline compressed_tensor gptq(matrix_view<const float> w, const input_statistics& stats, const descriptor& d,
                               const gptq_options& options = {}, gptq_report* report = nullptr) {
-    validate(d);
+    detail::require_dense_nearest(d, "gptq");
     const index_t n = w.rows(), k = w.cols();
-    if (d.sparsity.kind != sparsity_kind::dense)
-        tcomp::detail::throw_error<error>("gptq: ", spell(d), " is sparse; GPTQ takes dense descriptors (N:M masks with "
-                                          "weight update are SparseGPT's)");
-    if (d.weights.rounding != rounding_kind::nearest_even)
-        tcomp::detail::throw_error<error>("gptq: ", spell(d), " rounds stochastically; GPTQ's error feedback assumes "
-                                          "round to nearest");
     if (stats.channels() != k)
         tcomp::detail::throw_error<shape_error>("gptq: the statistics have ", stats.channels(),
                                                 " input channels, the weights ", k, " columns");

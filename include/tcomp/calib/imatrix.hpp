@@ -54,23 +54,17 @@ inline double weighted_error(const format_info& f, std::span<const float> x, std
 /// e.g. input_statistics::mean_square()). Dense descriptors with round to nearest; any format and scale kind.
 inline scale_table importance_scales(matrix_view<const float> w, std::span<const float> importance, const descriptor& d,
                                      const imatrix_options& options = {}) {
-    validate(d);
+    detail::require_dense_nearest(d, "importance_scales");
     const index_t n = w.rows(), k = w.cols();
-    if (d.sparsity.kind != sparsity_kind::dense)
-        tcomp::detail::throw_error<error>("importance_quantize: ", spell(d), " is sparse; the importance search takes "
-                                          "dense descriptors");
-    if (d.weights.rounding != rounding_kind::nearest_even)
-        tcomp::detail::throw_error<error>("importance_quantize: ", spell(d), " rounds stochastically; the search "
-                                          "compares round-to-nearest errors");
     if (static_cast<index_t>(importance.size()) != k)
-        tcomp::detail::throw_error<shape_error>("importance_quantize: ", importance.size(), " importances for ", k,
+        tcomp::detail::throw_error<shape_error>("importance_scales: ", importance.size(), " importances for ", k,
                                                 " input channels");
     for (std::size_t j = 0; j < importance.size(); ++j)
         if (!std::isfinite(importance[j]) || importance[j] < 0.0f)
-            tcomp::detail::throw_error<value_error>("importance_quantize: importance(", j, ") is ", importance[j],
+            tcomp::detail::throw_error<value_error>("importance_scales: importance(", j, ") is ", importance[j],
                                                     " (must be finite and >= 0)");
     if (!(options.min_clip > 0.0f && options.min_clip <= 1.0f) || options.clip_steps < 0 || options.refits < 0)
-        tcomp::detail::throw_error<value_error>("importance_quantize: min_clip ", options.min_clip, " must be in (0, 1], ",
+        tcomp::detail::throw_error<value_error>("importance_scales: min_clip ", options.min_clip, " must be in (0, 1], ",
                                                 "clip_steps and refits >= 0");
     tcomp::detail::require_finite(w, "importance_quantize", "W");
 

@@ -10,11 +10,24 @@
 #include "tcomp/core/error.hpp"
 #include "tcomp/format/format_info.hpp"
 #include "tcomp/quant/descriptor.hpp"
+#include "tcomp/quant/descriptor_text.hpp"
 #include "tcomp/quant/element.hpp"
 #include "tcomp/quant/scale.hpp"
 #include "tcomp/quant/scale_selection.hpp"
 
 namespace tcomp::calib::detail {
+
+/// What every scale-choosing method needs of a descriptor: valid, dense (N:M masks with weight update are
+/// SparseGPT's), round to nearest (the methods compare and feed back round-to-nearest errors).
+inline void require_dense_nearest(const descriptor& d, const char* method) {
+    validate(d);
+    if (d.sparsity.kind != sparsity_kind::dense)
+        tcomp::detail::throw_error<error>(method, ": ", spell(d), " is sparse; ", method, " takes dense descriptors "
+                                          "(N:M masks with weight update are SparseGPT's)");
+    if (d.weights.rounding != rounding_kind::nearest_even)
+        tcomp::detail::throw_error<error>(method, ": ", spell(d), " rounds stochastically; ", method,
+                                          " compares and feeds back round-to-nearest errors");
+}
 
 /// One cell's stored entry, effective scale and zero point.
 struct cell_scale {

@@ -318,15 +318,11 @@ namespace tcomp {
 
 /// Y = X * W^T + bias on the GPU. X, Y and the bias are device memory (contiguous rows; X 16-byte aligned);
 /// X fp16 or bf16, Y float, fp16 or bf16. Queued on options.stream; an error is thrown before any launch.
-template <class Policy, class Out>
-void matmul(matrix_view<const float16> x, const cuda::device_weights<Policy>& w, matrix_view<Out> y,
-            std::span<const float> bias = {}, const matmul_options& options = {}) {
-    cuda::detail::matmul_views(x, w, y, bias, options);
-}
-template <class Policy, class Out>
-void matmul(matrix_view<const bfloat16> x, const cuda::device_weights<Policy>& w, matrix_view<Out> y,
-            std::span<const float> bias = {}, const matmul_options& options = {}) {
-    cuda::detail::matmul_views(x, w, y, bias, options);
+template <class Policy, class T, class Out>
+    requires(std::is_same_v<std::remove_const_t<T>, float16> || std::is_same_v<std::remove_const_t<T>, bfloat16>)
+void matmul(matrix_view<T> x, const cuda::device_weights<Policy>& w, matrix_view<Out> y, std::span<const float> bias = {},
+            const matmul_options& options = {}) {
+    cuda::detail::matmul_views(matrix_view<const std::remove_const_t<T>>(x), w, y, bias, options);
 }
 
 }  // namespace tcomp
