@@ -1,5 +1,5 @@
-// Calibration methods (include/tcomp/calib/): the streaming input statistics, GPTQ and the importance-weighted
-// scale search. Each method must beat round to nearest on the layer's output error measured on inputs held apart
+// Calibration methods (include/tcomp/calib/): the streaming input statistics, GPTQ, the importance-weighted
+// scale search, AWQ, SmoothQuant, SparseGPT, Wanda and static activation scales. Each method must beat round to nearest on the layer's output error measured on inputs held apart
 // from its calibration inputs; GPTQ with an identity Hessian must be RTN bit for bit; and the MNIST MLP with
 // 2-bit weights is calibrated on the first half of the MNIST test set and evaluated on the second half.
 #include <catch2/catch.hpp>
@@ -18,9 +18,14 @@
 
 #include <unistd.h>
 
+#include "tcomp/calib/activation_scales.hpp"
+#include "tcomp/calib/awq.hpp"
 #include "tcomp/calib/gptq.hpp"
 #include "tcomp/calib/imatrix.hpp"
+#include "tcomp/calib/smoothquant.hpp"
+#include "tcomp/calib/sparsegpt.hpp"
 #include "tcomp/calib/statistics.hpp"
+#include "tcomp/io/compressed_model.hpp"
 #include "tcomp/io/safetensors.hpp"
 #include "tcomp/io/statistics_file.hpp"
 #include "tcomp/model/linear.hpp"
@@ -58,8 +63,8 @@ double output_error(const dense_matrix<float>& x, matrix_view<const float> w, co
     return num / den;
 }
 
-calib::input_statistics statistics_of(const dense_matrix<float>& x, bool hessian = true) {
-    calib::input_statistics s(x.cols(), hessian);
+calib::input_statistics statistics_of(const dense_matrix<float>& x, bool hessian = true, index_t sample = 0) {
+    calib::input_statistics s(x.cols(), hessian, sample);
     // In two batches, as a model run would deliver them.
     const index_t half = x.rows() / 2;
     s.observe(matrix_view<const float>(x.data(), half, x.cols()));
@@ -411,4 +416,223 @@ TEST_CASE("statistics files: written once, read back identical; a hostile file i
                    Catch::Contains("not a tcomp statistics file"));
     }
     std::filesystem::remove_all(dir);
+}
+
+namespace {
+
+/// ||X W^T - round_trip(X / s) Wq^T||^2 / ||X W^T||^2 on held-out rows: the layer as model::linear runs it
+/// (smoothing, then activation quantization as the descriptor says, then the stored weights).
+double layer_error(const dense_matrix<float>& x, matrix_view<const float> w, const compressed_tensor& t) {
+    return calib::detail::sample_output_error(x.view(), w, t);
+}
+
+/// Inputs with SmoothQuant's problem: a few channels 60x larger than the rest.
+dense_matrix<float> outlier_inputs(index_t rows, index_t k, std::uint32_t seed) {
+    dense_matrix<float> x = correlated_inputs(rows, k, seed);
+    for (index_t r = 0; r < rows; ++r)
+        for (index_t c = 5; c < k; c += 29) x(r, c) *= 6.0f;  // 60x with correlated_inputs' 10x channels nearby
+    return x;
+}
+
+}  // namespace
+
+TEST_CASE("input statistics: a reproducible uniform row sample, merged in proportion; divided_by is exact",
+          "[calib]") {
+    const auto x = gaussian(1000, 8, 5);
+    calib::input_statistics a(8, false, 100), b(8, false, 100);
+    for (index_t r0 = 0; r0 < 1000; r0 += 37) {
+        const index_t rows = std::min<index_t>(37, 1000 - r0);
+        a.observe(matrix_view<const float>(x.data() + r0 * 8, rows, 8));
+        b.observe(matrix_view<const float>(x.data() + r0 * 8, rows, 8));
+    }
+    REQUIRE(a.sample_count() == 100);
+    const auto sa = a.to_parts().sample, sb = b.to_parts().sample;
+    CHECK(sa == sb);  // same rows, same order: same sample
+    // Every sampled row is a row of x, and they come from all over (not the first 100).
+    index_t late = 0;
+    for (index_t i = 0; i < 100; ++i) {
+        bool found = false;
+        for (index_t r = 0; r < 1000 && !found; ++r)
+            if (std::equal(sa.begin() + i * 8, sa.begin() + (i + 1) * 8, x.data() + r * 8)) found = true, late += r >= 500;
+        CHECK(found);
+    }
+    CHECK(late > 30);
+    CHECK(late < 70);
+    // Merge: 1000 rows with 3000 rows gives a sample about a quarter from the first.
+    calib::input_statistics c(8, false, 100);
+    const auto y = gaussian(3000, 8, 6);
+    c.observe(y.view());
+    calib::input_statistics merged = a;
+    merged.merge(c);
+    CHECK(merged.sample_count() == 100);
+    CHECK(merged.rows() == 4000);
+    // divided_by: the statistics of x / s.
+    std::vector<float> s{1.0f, 2.0f, 0.5f, 3.0f, 1.0f, 0.25f, 8.0f, 1.5f};
+    dense_matrix<float> xs(1000, 8);
+    for (index_t r = 0; r < 1000; ++r)
+        for (index_t col = 0; col < 8; ++col) xs(r, col) = x(r, col) / s[static_cast<std::size_t>(col)];
+    calib::input_statistics h(8, true, 50);
+    h.observe(x.view());
+    calib::input_statistics hs(8, true, 50);
+    hs.observe(xs.view());
+    const calib::input_statistics d = h.divided_by(s);
+    for (std::size_t i = 0; i < 8; ++i) {
+        CHECK(d.mean_square()[i] == Approx(hs.mean_square()[i]).epsilon(1e-6));
+        CHECK(d.absmax()[i] == hs.absmax()[i]);
+    }
+    CHECK((d.hessian() - hs.hessian()).norm() < 1e-9 * hs.hessian().norm());
+    CHECK(d.to_parts().sample == hs.to_parts().sample);  // same positions sampled, each divided exactly
+    CHECK_THAT(tcomp_test::error_of([&] { (void)h.divided_by(std::vector<float>(8, 0.0f)); }), Catch::Contains("divisor 0"));
+    CHECK_THAT(tcomp_test::error_of([&] { (void)h.divided_by(std::vector<float>(7, 1.0f)); }), Catch::Contains("7 divisors"));
+}
+
+TEST_CASE("awq: smoothing found on outlier channels beats RTN on held-out inputs; the layer and files carry it",
+          "[calib]") {
+    const index_t n = 48, k = 128;
+    const auto w = gaussian(n, k, 31);
+    const calib::input_statistics s = statistics_of(outlier_inputs(512, k, 1003));
+    const auto held_out = outlier_inputs(256, k, 2004);
+    for (const char* text : {"w=int3:g32", "w=int4:g32", "w=uint4:asym:g32", "w=int4:channel", "w=int4:g32 a=int8:token"}) {
+        const descriptor d = parse_descriptor(text);
+        const compressed_tensor rtn = compress(d, w.view());
+        calib::awq_report report;
+        const compressed_tensor t = calib::awq(w.view(), s, d, {}, &report);
+        tcomp::detail::check_tensor(t, "test");
+        const double e_rtn = layer_error(held_out, w.view(), rtn), e = layer_error(held_out, w.view(), t);
+        INFO(text << ": alpha " << report.alpha << (report.clipped ? " + clip" : "") << ", held-out RTN " << e_rtn
+                  << ", AWQ " << e << "; calibration RTN " << report.proxy_loss_rtn << ", AWQ " << report.proxy_loss);
+        CHECK(report.proxy_loss <= report.proxy_loss_rtn);
+        CHECK(report.alpha > 0.0f);
+        CHECK(t.smoothing.size() == static_cast<std::size_t>(k));
+        CHECK(e < 0.85 * e_rtn);
+        // AWQ then GPTQ on the smoothed problem: better again on the calibration proxy.
+        calib::awq_report rg;
+        const compressed_tensor g = calib::awq(w.view(), s, d, {.gptq = true}, &rg);
+        INFO("AWQ + GPTQ: held-out " << layer_error(held_out, w.view(), g) << ", calibration " << rg.proxy_loss);
+        CHECK(rg.proxy_loss < report.proxy_loss);
+        CHECK(layer_error(held_out, w.view(), g) < e_rtn);
+    }
+    // The smoothed tensor through a model layer (x / s, then the kernels on W diag(s)) and through a file.
+    const descriptor d = parse_descriptor("w=int4:g32 a=int8:token");
+    const compressed_tensor t = calib::awq(w.view(), s, d);
+    const model::linear layer = model::linear::from_compressed(t, {}, "awq");
+    CHECK(layer.kernel_note().empty());  // w4a8_g32: the SIMD kernels
+    CHECK(layer.smoothing().size() == static_cast<std::size_t>(k));
+    const auto x = gaussian(5, k, 12);
+    dense_matrix<float> y(5, n), expected(5, n), xs(5, k);
+    layer.forward(x.view(), y.view());
+    for (index_t r = 0; r < 5; ++r)
+        for (index_t c = 0; c < k; ++c) xs(r, c) = x(r, c) / t.smoothing[static_cast<std::size_t>(c)];
+    compressed_tensor raw = t;
+    raw.smoothing.clear();
+    model::linear::from_compressed(raw, {}, "raw").forward(xs.view(), expected.view());
+    CHECK(y.storage() == expected.storage());
+    io::compressed_model_writer writer;
+    writer.add_compressed("awq.weight", t);
+    const std::vector<std::byte> bytes = writer.to_bytes();
+    const io::compressed_model_file file = io::compressed_model_file::from_bytes(bytes);
+    const compressed_tensor back = file.tensor("awq.weight");
+    CHECK(back.smoothing == t.smoothing);
+    CHECK(back.storage.codes == t.storage.codes);
+    dense_matrix<float> y_file(5, n);
+    model::linear::from_compressed(back, {}, "awq").forward(x.view(), y_file.view());
+    CHECK(y_file.storage() == y.storage());
+    CHECK(file.floats("awq.weight") == effective_weights(t).storage());
+    // Hostile: smoothing of the wrong size or sign.
+    compressed_tensor bad = t;
+    bad.smoothing[7] = -1.0f;
+    CHECK_THAT(tcomp_test::error_of([&] { (void)model::linear::from_compressed(bad, {}, "bad"); }),
+               Catch::Contains("smoothing divisor 7"));
+    bad.smoothing.resize(5);
+    CHECK_THAT(tcomp_test::error_of([&] { writer.add_compressed("bad.weight", bad); }), Catch::Contains("5 smoothing divisors"));
+    CHECK_THAT(tcomp_test::error_of([&] { (void)calib::awq(w.view(), s, parse_descriptor("w=binary:channel")); }),
+               Catch::Contains("sign-only"));
+    CHECK_THAT(tcomp_test::error_of([&] { (void)calib::awq(w.view(), calib::input_statistics(k), d); }),
+               Catch::Contains("no calibration rows"));
+}
+
+TEST_CASE("smoothquant: migration beats plain W8A8 on held-out outlier inputs, dynamic and static activations",
+          "[calib]") {
+    const index_t n = 64, k = 128;
+    const auto w = gaussian(n, k, 41);
+    const calib::input_statistics s = statistics_of(outlier_inputs(512, k, 1005), false, 256);
+    const auto held_out = outlier_inputs(256, k, 2006);
+    for (const char* text : {"w=int8:channel a=int8:token", "w=int8:channel a=int8:tensor:static",
+                             "w=int4:g32 a=int8:token", "w=int8:channel a=int4:token"}) {
+        const descriptor d = parse_descriptor(text);
+        const compressed_tensor plain = calib::with_static_activations(compress(d, w.view()), s);
+        calib::smoothquant_report report;
+        const compressed_tensor t = calib::smoothquant(w.view(), s, d, {}, &report);
+        tcomp::detail::check_tensor(t, "test");
+        const double e_plain = layer_error(held_out, w.view(), plain), e = layer_error(held_out, w.view(), t);
+        INFO(text << ": alpha " << report.alpha << ", held-out plain " << e_plain << ", SmoothQuant " << e
+                  << "; sample plain " << report.error_plain << ", SmoothQuant " << report.error);
+        CHECK(report.error <= report.error_plain);
+        CHECK(report.alpha >= 0.0f);
+        CHECK(e < 0.8 * e_plain);
+        CHECK(t.needs_calibration() == t.activation_scales.has_value());
+    }
+    CHECK_THAT(tcomp_test::error_of([&] { (void)calib::smoothquant(w.view(), s, parse_descriptor("w=int4:g32")); }),
+               Catch::Contains("keeps activations in float"));
+    CHECK_THAT(tcomp_test::error_of([&] {
+                   (void)calib::smoothquant(w.view(), statistics_of(gaussian(64, k, 1), false), parse_descriptor("w=int8:channel a=int8:token"));
+               }),
+               Catch::Contains("no row sample"));
+}
+
+TEST_CASE("static activation scales from statistics: min/max exact, the sample for the clip searches", "[calib]") {
+    const auto x = outlier_inputs(300, 64, 7);
+    const calib::input_statistics s = statistics_of(x, false, 64);
+    for (const char* text : {"w=int8:channel a=int8:tensor:static", "w=int8:channel a=uint8:asym:tensor:static",
+                             "w=int8:channel a=int8:g16:static"}) {
+        const descriptor d = parse_descriptor(text);
+        const std::vector<matrix_view<const float>> all{x.view()};
+        const scale_table direct = calibrate_activations(*d.activations, all);
+        const scale_table from_stats = calib::static_activation_scales(s, *d.activations);
+        INFO(text);
+        CHECK(from_stats.effective == direct.effective);  // the min/max observer sees every row's extremes
+        CHECK(from_stats.zero == direct.zero);
+    }
+    CHECK_THAT(tcomp_test::error_of([&] { (void)calib::static_activation_scales(s, *parse_descriptor("w=int8:channel a=int8:token").activations); }),
+               Catch::Contains("dynamic"));
+}
+
+TEST_CASE("sparsegpt and wanda: 2:4 masks that look at the activations beat magnitude 2:4 on held-out inputs",
+          "[calib]") {
+    const index_t n = 48, k = 128;
+    const auto w = gaussian(n, k, 51);
+    const calib::input_statistics s = statistics_of(correlated_inputs(512, k, 1007));
+    const auto held_out = correlated_inputs(256, k, 2008);
+    for (const char* text : {"w=int8:channel s=2:4", "w=int4:g32 s=2:4", "w=int8:channel a=int8:token s=2:4"}) {
+        const descriptor d = parse_descriptor(text);
+        const compressed_tensor magnitude = compress(d, w.view());
+        calib::sparsegpt_report report;
+        const compressed_tensor g = calib::sparsegpt(w.view(), s, d, {}, &report);
+        const compressed_tensor wa = calib::wanda(w.view(), s, d);
+        tcomp::detail::check_tensor(g, "test");
+        tcomp::detail::check_tensor(wa, "test");
+        const double e_mag = layer_error(held_out, w.view(), magnitude), e_sgpt = layer_error(held_out, w.view(), g),
+                     e_wanda = layer_error(held_out, w.view(), wa);
+        INFO(text << ": held-out magnitude " << e_mag << ", Wanda " << e_wanda << ", SparseGPT " << e_sgpt
+                  << "; calibration magnitude " << report.proxy_loss_magnitude << ", SparseGPT " << report.proxy_loss);
+        CHECK(report.proxy_loss < report.proxy_loss_magnitude);
+        CHECK(e_sgpt < 0.8 * e_mag);
+        CHECK(e_wanda < e_mag);
+        // Exactly 2 of every 4 weights are non-zero or pruned as the layout says (check_tensor validated it).
+        const dense_matrix<float> q = dequantize(g);
+        for (index_t r = 0; r < n; ++r)
+            for (index_t c0 = 0; c0 < k; c0 += 4) {
+                int nonzero = 0;
+                for (index_t c = c0; c < c0 + 4; ++c) nonzero += q(r, c) != 0.0f;
+                CHECK(nonzero <= 2);
+            }
+    }
+    CHECK_THAT(tcomp_test::error_of([&] { (void)calib::sparsegpt(w.view(), s, parse_descriptor("w=int8:channel")); }),
+               Catch::Contains("no N:M sparsity"));
+    CHECK_THAT(tcomp_test::error_of([&] {
+                   (void)calib::sparsegpt(gaussian(4, 126, 1).view(), calib::input_statistics(126), parse_descriptor("w=int8:channel s=2:4"));
+               }),
+               Catch::Contains("126"));
+    CHECK_THAT(tcomp_test::error_of([&] { (void)calib::sparsegpt(w.view(), statistics_of(gaussian(64, k, 1), false), parse_descriptor("w=int8:channel s=2:4")); }),
+               Catch::Contains("without the Hessian"));
 }

@@ -1,5 +1,5 @@
 // expect: shares exponents within groups and needs per_group<G>
-#include <tcomp/tcomp.hpp>
+#include <tcomp/quant/presets.hpp>
 
 using Q = tcomp::quantizer<tcomp::int_format<4>, tcomp::multi_level_scale<2>>;
 static_assert(sizeof(Q) > 0);

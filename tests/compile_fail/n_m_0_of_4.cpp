@@ -1,4 +1,4 @@
 // expect: n_m<N, M>: N must be at least 1
-#include <tcomp/tcomp.hpp>
+#include <tcomp/quant/presets.hpp>
 
 static_assert(sizeof(tcomp::n_m<0, 4>) > 0);

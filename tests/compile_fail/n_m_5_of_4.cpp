@@ -1,4 +1,4 @@
 // expect: n_m<N, M>: N must not exceed M
-#include <tcomp/tcomp.hpp>
+#include <tcomp/quant/presets.hpp>
 
 static_assert(sizeof(tcomp::n_m<5, 4>) > 0);

@@ -29,6 +29,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <utility>
 #include <vector>
 
 #include "tcomp/calib/scale_cells.hpp"
@@ -94,6 +95,44 @@ inline void invert_upper(Eigen::Ref<Eigen::MatrixXd> m) {
     m.bottomLeftCorner(n - h, h).setZero();
 }
 
+using row_major_f = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+/// Dead channels (H_ii = 0: no calibration input reached them) get H_ii = 1 and their weights in `work` zeroed
+/// (the reference code's rule, so the factorisation exists); then damp * mean(diag H) is added to the diagonal.
+/// Returns {the value added, dead channels}.
+inline std::pair<double, index_t> condition_hessian(Eigen::MatrixXd& h, dense_matrix<float>& work, double damp) {
+    index_t dead = 0;
+    for (index_t c = 0; c < h.rows(); ++c)
+        if (h(c, c) == 0.0) {
+            h(c, c) = 1.0, ++dead;
+            for (index_t r = 0; r < work.rows(); ++r) work(r, c) = 0.0f;
+        }
+    const double added = damp * h.diagonal().mean();
+    h.diagonal().array() += added;
+    return {added, dead};
+}
+
+/// U: upper with U^T U = (P H P^T)^-1 for the column order P. With R the reversal, chol(R H R) = L gives
+/// H = (R L R)(R L R)^T, R L R upper; its inverse is U. value_error (naming `method`) when H is not positive
+/// definite.
+inline row_major_f inverse_cholesky_upper(const Eigen::MatrixXd& h, const std::vector<index_t>& order, double damp_added,
+                                          double damp, index_t rows_seen, const char* method) {
+    const index_t k = h.rows();
+    Eigen::MatrixXd hr(k, k);
+    for (index_t i = 0; i < k; ++i)
+        for (index_t j = 0; j < k; ++j)
+            hr(k - 1 - i, k - 1 - j) = h(order[static_cast<std::size_t>(i)], order[static_cast<std::size_t>(j)]);
+    Eigen::LLT<Eigen::MatrixXd> llt(hr);
+    if (llt.info() != Eigen::Success)
+        tcomp::detail::throw_error<value_error>(
+            method, ": the Hessian is not positive definite after damping (", damp_added, " added to its diagonal, damp = ",
+            damp, "); raise damp or calibrate on more, more varied rows (", rows_seen, " seen for K = ", k, ")");
+    hr = llt.matrixL();  // reuse the buffer: L, then R L R, then its inverse
+    hr = hr.reverse().eval();
+    invert_upper(hr);
+    return hr.cast<float>();
+}
+
 }  // namespace detail
 
 /// GPTQ of W[N x K] (out x in) under descriptor d, with the Hessian of `stats` (gathered with it). Throws
@@ -118,19 +157,10 @@ inline compressed_tensor gptq(matrix_view<const float> w, const input_statistics
     const tcomp::detail::scale_grid grid = tcomp::detail::grid_for(q, n, k, false, "gptq");
     const index_t group = grid.group_size;
 
-    // Dead channels: no calibration input ever reached them, so their weights do not matter; zero them (the
-    // reference code's rule) and give H a unit diagonal there so the factorisation exists.
     dense_matrix<float> work(n, k);
     for (index_t r = 0; r < n; ++r)
         for (index_t c = 0; c < k; ++c) work(r, c) = w(r, c);
-    index_t dead = 0;
-    for (index_t c = 0; c < k; ++c)
-        if (h(c, c) == 0.0) {
-            h(c, c) = 1.0, ++dead;
-            for (index_t r = 0; r < n; ++r) work(r, c) = 0.0f;
-        }
-    const double damp = options.damp * h.diagonal().mean();
-    h.diagonal().array() += damp;
+    const auto [damp, dead] = detail::condition_hessian(h, work, options.damp);
 
     // Column order.
     std::vector<index_t> order(static_cast<std::size_t>(k));
@@ -138,21 +168,8 @@ inline compressed_tensor gptq(matrix_view<const float> w, const input_statistics
     if (options.act_order)
         std::stable_sort(order.begin(), order.end(), [&](index_t a, index_t b) { return h(a, a) > h(b, b); });
 
-    // U: upper with U^T U = (P H P^T)^-1. With R the reversal, chol(R H R) = L gives H = (R L R)(R L R)^T, R L R
-    // upper; its inverse is U.
-    Eigen::MatrixXd hr(k, k);
-    for (index_t i = 0; i < k; ++i)
-        for (index_t j = 0; j < k; ++j) hr(k - 1 - i, k - 1 - j) = h(order[static_cast<std::size_t>(i)], order[static_cast<std::size_t>(j)]);
-    Eigen::LLT<Eigen::MatrixXd> llt(hr);
-    if (llt.info() != Eigen::Success)
-        tcomp::detail::throw_error<value_error>(
-            "gptq: the Hessian is not positive definite after damping (", damp, " added to its diagonal, damp = ",
-            options.damp, "); raise damp or calibrate on more, more varied rows (", stats.rows(), " seen for K = ", k, ")");
-    hr = llt.matrixL();  // reuse the buffer: L, then R L R, then its inverse
-    hr = hr.reverse().eval();
-    detail::invert_upper(hr);
-    using row_major_f = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-    const row_major_f u = hr.cast<float>();
+    using detail::row_major_f;
+    const row_major_f u = detail::inverse_cholesky_upper(h, order, damp, options.damp, stats.rows(), "gptq");
 
     // Scales: the caller's, or RTN's of the (dead-zeroed) weights; dynamic groups overwrite each group's entries
     // when reached.

@@ -3,7 +3,10 @@
 // the Hessian when asked for):
 //   per input channel: sum of squares (mean x^2: the importance of llama.cpp's imatrix and AWQ's activation
 //   scale), absmax (SmoothQuant's migration), running min / max;
-//   the Hessian proxy sum_rows x^T x (GPTQ, SparseGPT), accumulated in double.
+//   the Hessian proxy sum_rows x^T x (GPTQ, SparseGPT), accumulated in double;
+//   optionally a uniform sample of at most S rows (reservoir sampling, fixed seed: reproducible), for the
+//   searches whose error needs real rows (SmoothQuant's migration strength under activation quantization,
+//   static activation clipping): memory S x K, whatever the calibration set's size.
 // Batches are checked (width, NaN/Inf) before they touch the sums; merge() adds statistics gathered elsewhere
 // (another thread, another file) and equals observing both sets.
 #pragma once
@@ -12,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <span>
 #include <string>
@@ -25,13 +29,16 @@ namespace tcomp::calib {
 class input_statistics {
 public:
     input_statistics() = default;
-    /// k input channels; `with_hessian`: also accumulate sum x^T x (k x k doubles).
-    explicit input_statistics(index_t k, bool with_hessian = true)
-        : k_(k), sum_sq_(static_cast<std::size_t>(k), 0.0), absmax_(static_cast<std::size_t>(k), 0.0f),
+    /// k input channels; `with_hessian`: also accumulate sum x^T x (k x k doubles); `sample_rows`: keep a
+    /// uniform sample of up to that many rows (0: none).
+    explicit input_statistics(index_t k, bool with_hessian = true, index_t sample_rows = 0)
+        : k_(k), sample_capacity_(sample_rows), sum_sq_(static_cast<std::size_t>(k), 0.0), absmax_(static_cast<std::size_t>(k), 0.0f),
           min_(static_cast<std::size_t>(k), std::numeric_limits<float>::infinity()),
           max_(static_cast<std::size_t>(k), -std::numeric_limits<float>::infinity()) {
         if (k <= 0) tcomp::detail::throw_error<shape_error>("input_statistics: ", k, " input channels (need at least 1)");
         if (with_hessian) hessian_ = Eigen::MatrixXd::Zero(k, k);
+        if (sample_rows < 0)
+            tcomp::detail::throw_error<shape_error>("input_statistics: a sample of ", sample_rows, " rows");
     }
 
     /// Adds a batch of calibration rows. Throws shape_error for a batch of another width and value_error naming
@@ -57,6 +64,15 @@ public:
                 for (index_t c = 0; c < k_; ++c) xd(r, c) = static_cast<double>(x(r, c));
             hessian_.selfadjointView<Eigen::Lower>().rankUpdate(xd.transpose());
         }
+        // Algorithm R: row t (0-based over all rows) replaces a random slot with probability S / (t + 1).
+        for (index_t r = 0; r < x.rows() && sample_capacity_ > 0; ++r) {
+            const index_t t = rows_ + r;
+            index_t slot = t;
+            if (t >= sample_capacity_) slot = static_cast<index_t>(next_random() % static_cast<std::uint64_t>(t + 1));
+            if (slot >= sample_capacity_) continue;
+            if (slot == sample_count()) sample_.resize(sample_.size() + static_cast<std::size_t>(k_));
+            std::copy(x.row(r).begin(), x.row(r).end(), sample_.begin() + slot * k_);
+        }
         rows_ += x.rows();
     }
 
@@ -73,6 +89,7 @@ public:
             max_[i] = std::max(max_[i], other.max_[i]);
         }
         if (has_hessian()) hessian_.triangularView<Eigen::Lower>() += other.hessian_;
+        merge_sample(other);
         rows_ += other.rows_;
     }
 
@@ -82,9 +99,10 @@ public:
         std::vector<double> sum_sq;
         std::vector<float> absmax, min, max;
         std::vector<double> hessian;  // k x k row-major (symmetric), or empty
+        std::vector<float> sample;    // sample rows x k row-major, or empty
     };
     parts to_parts() const {
-        parts p{rows_, sum_sq_, absmax_, min_, max_, {}};
+        parts p{rows_, sum_sq_, absmax_, min_, max_, {}, sample_};
         if (has_hessian()) {
             const Eigen::MatrixXd h = hessian_.selfadjointView<Eigen::Lower>();
             p.hessian.resize(static_cast<std::size_t>(k_ * k_));
@@ -108,13 +126,21 @@ public:
             tcomp::detail::throw_error<shape_error>(where, ": a Hessian of ", p.hessian.size(), " entries for ", k,
                                                     " channels (", n * n, " expected)");
         if (p.rows <= 0) fail(p.rows, " calibration rows (must be > 0)");
+        if (p.sample.size() % n != 0 || static_cast<index_t>(p.sample.size() / n) > p.rows)
+            tcomp::detail::throw_error<shape_error>(where, ": a sample of ", p.sample.size(), " values is not whole rows of ",
+                                                    k, " channels, or has more rows than the ", p.rows, " observed");
+        for (std::size_t i = 0; i < p.sample.size(); ++i) {
+            const std::size_t c = i % n;
+            if (!std::isfinite(p.sample[i]) || p.sample[i] < p.min[c] || p.sample[i] > p.max[c])
+                fail("sample row ", i / n, ", channel ", c, ": ", p.sample[i], " is not finite or outside [min, max]");
+        }
         for (std::size_t i = 0; i < n; ++i) {
             if (!std::isfinite(p.sum_sq[i]) || p.sum_sq[i] < 0.0) fail("channel ", i, ": sum of squares ", p.sum_sq[i]);
             if (!std::isfinite(p.min[i]) || !std::isfinite(p.max[i]) || p.min[i] > p.max[i] ||
                 p.absmax[i] != std::max(std::fabs(p.min[i]), std::fabs(p.max[i])))
                 fail("channel ", i, ": min ", p.min[i], ", max ", p.max[i], ", absmax ", p.absmax[i], " disagree");
         }
-        input_statistics s(k, !p.hessian.empty());
+        input_statistics s(k, !p.hessian.empty(), static_cast<index_t>(p.sample.size() / n));
         if (!p.hessian.empty()) {
             for (index_t i = 0; i < k; ++i)
                 for (index_t j = 0; j <= i; ++j) {
@@ -129,6 +155,7 @@ public:
             }
         }
         s.rows_ = p.rows;
+        s.sample_ = std::move(p.sample);
         s.sum_sq_ = std::move(p.sum_sq), s.absmax_ = std::move(p.absmax), s.min_ = std::move(p.min), s.max_ = std::move(p.max);
         return s;
     }
@@ -137,6 +164,38 @@ public:
     /// Calibration rows seen so far.
     index_t rows() const { return rows_; }
     bool has_hessian() const { return hessian_.size() > 0; }
+    /// The sampled rows (sample_count() x channels(), row-major; empty without a sample).
+    matrix_view<const float> sample() const { return {sample_.data(), sample_count(), k_}; }
+    index_t sample_count() const { return k_ == 0 ? 0 : static_cast<index_t>(sample_.size()) / k_; }
+    index_t sample_capacity() const { return sample_capacity_; }
+    /// The statistics of x / s (per input channel, s > 0): what a layer whose input is divided by smoothing
+    /// divisors s (SmoothQuant, AWQ) sees. Exact for every part, the sample and the Hessian included.
+    input_statistics divided_by(std::span<const float> s) const {
+        if (static_cast<index_t>(s.size()) != k_)
+            tcomp::detail::throw_error<shape_error>("input_statistics::divided_by: ", s.size(), " divisors for ", k_,
+                                                    " channels");
+        for (std::size_t i = 0; i < s.size(); ++i)
+            if (!std::isfinite(s[i]) || !(s[i] > 0.0f))
+                tcomp::detail::throw_error<value_error>("input_statistics::divided_by: divisor ", i, " is ", s[i]);
+        input_statistics out = *this;
+        for (std::size_t i = 0; i < s.size(); ++i) {
+            const double d = s[i];
+            out.sum_sq_[i] /= d * d;
+            out.absmax_[i] /= s[i], out.min_[i] /= s[i], out.max_[i] /= s[i];
+        }
+        if (has_hessian())
+            for (index_t i = 0; i < k_; ++i)
+                for (index_t j = 0; j <= i; ++j)
+                    out.hessian_(i, j) /= static_cast<double>(s[static_cast<std::size_t>(i)]) * s[static_cast<std::size_t>(j)];
+        for (std::size_t i = 0; i < out.sample_.size(); ++i) out.sample_[i] /= s[i % s.size()];
+        return out;
+    }
+    /// Mean |x| per channel is not kept; the RMS sqrt(mean x^2) stands in for it (AWQ's activation scale).
+    std::vector<float> rms() const {
+        std::vector<float> out = mean_square();
+        for (float& v : out) v = std::sqrt(v);
+        return out;
+    }
 
     /// Mean x^2 per channel (the imatrix importance); value_error before any row was seen.
     std::vector<float> mean_square() const {
@@ -165,7 +224,47 @@ private:
                                                     ": no calibration rows were observed (an empty calibration set)");
     }
 
+    // splitmix64: a fixed-seed generator, so a sample is a function of the rows and their order.
+    std::uint64_t next_random() {
+        std::uint64_t z = (rng_ += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+    }
+    /// Both samples stand for their row counts: the merged one takes from each in proportion (a random subset).
+    void merge_sample(const input_statistics& other) {
+        const index_t cap = sample_capacity_;
+        if (cap == 0 || other.sample_count() == 0) return;
+        const index_t na = sample_count(), nb = other.sample_count();
+        if (na + nb <= cap && rows_ == na && other.rows_ == nb) {  // both still hold every row they saw
+            sample_.insert(sample_.end(), other.sample_.begin(), other.sample_.end());
+            return;
+        }
+        const double share = static_cast<double>(rows_) / static_cast<double>(rows_ + other.rows_);
+        index_t ka = std::min(na, static_cast<index_t>(std::llround(share * static_cast<double>(cap))));
+        index_t kb = std::min(nb, cap - ka);
+        ka = std::min(na, cap - kb);
+        auto pick = [&](const std::vector<float>& rows, index_t n, index_t k_take, std::vector<float>& out) {
+            std::vector<index_t> idx(static_cast<std::size_t>(n));
+            for (index_t i = 0; i < n; ++i) idx[static_cast<std::size_t>(i)] = i;
+            for (index_t i = 0; i < k_take; ++i) {  // partial Fisher-Yates
+                const index_t j = i + static_cast<index_t>(next_random() % static_cast<std::uint64_t>(n - i));
+                std::swap(idx[static_cast<std::size_t>(i)], idx[static_cast<std::size_t>(j)]);
+                out.insert(out.end(), rows.begin() + idx[static_cast<std::size_t>(i)] * k_,
+                           rows.begin() + (idx[static_cast<std::size_t>(i)] + 1) * k_);
+            }
+        };
+        std::vector<float> merged;
+        merged.reserve(static_cast<std::size_t>((ka + kb) * k_));
+        pick(sample_, na, ka, merged);
+        pick(other.sample_, nb, kb, merged);
+        sample_ = std::move(merged);
+    }
+
     index_t k_ = 0;
+    index_t sample_capacity_ = 0;
+    std::uint64_t rng_ = 0x7463'6f6d'7053'616dull;
+    std::vector<float> sample_;
     index_t rows_ = 0;
     std::vector<double> sum_sq_;
     std::vector<float> absmax_, min_, max_;

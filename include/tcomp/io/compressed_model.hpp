@@ -17,6 +17,7 @@
 //   T.bitmap      U8 [N, ceil(K / 8)]    unstructured sparsity: one bit per element
 //   T.act_scales, T.act_zeros, T.act_tensor_scale   calibrated (static) activation scales: the same
 //                 encodings as the weights' scales, one row of cells [1, K/G]
+//   T.smoothing   F32 [K]                per-input-channel divisors (SmoothQuant / AWQ not folded), optional
 //
 // Version-1 files (policy names of the old registry in "tcomp.policy.T") still load: every such name is an
 // alias of a descriptor. A reader checks everything before use and names the tensor in each error.
@@ -71,6 +72,7 @@ inline constexpr std::string_view bitmap = ".bitmap";
 inline constexpr std::string_view act_scales = ".act_scales";
 inline constexpr std::string_view act_zeros = ".act_zeros";
 inline constexpr std::string_view act_tensor_scale = ".act_tensor_scale";
+inline constexpr std::string_view smoothing = ".smoothing";
 }  // namespace compressed_suffix
 
 }  // namespace tcomp::io
@@ -177,7 +179,7 @@ public:
         const std::string where = "compressed_model_writer: " + tensor;
         const std::optional<descriptor> d = resolve_policy(policy, where);
         if (!d) detail::throw_error<error>(where, ": fp32 layers are stored with add_linear");
-        add_compressed(tensor, compressed_tensor{*d, storage, std::nullopt});
+        add_compressed(tensor, compressed_tensor{*d, storage, std::nullopt, {}});
     }
 
     /// A compressed tensor (any descriptor, with its calibrated activation scales when it has them).
@@ -242,6 +244,8 @@ public:
                        compressed_suffix::act_tensor_scale, {1, s.cols}, scale_bits, stream,
                        a.has_zero_point() ? f.bits : 0, zeros, two_level, s.tensor_scale);
         }
+        if (!t.smoothing.empty())
+            writer_.add_f32(tensor + std::string(compressed_suffix::smoothing), {l.cols}, t.smoothing);
         record(tensor, spell(t.desc), l.rows, l.cols);
     }
 
@@ -314,6 +318,7 @@ public:
         std::string policy;             // short: "fp32", the descriptor's alias ("w8a8"), else its spelling
         std::optional<descriptor> desc;  // empty for fp32
         index_t rows = 0, cols = 0;
+        bool smoothed = false;           // has T.smoothing (per-input-channel divisors)
     };
 
     static compressed_model_file open(const std::filesystem::path& path) {
@@ -422,6 +427,7 @@ public:
             }
             t.activation_scales = std::move(s);
         }
+        if (info.smoothed) t.smoothing = to_float(component(compressed_suffix::smoothing));
         return t;
     }
 
@@ -430,7 +436,7 @@ public:
 
     /// A plain tensor as floats; for a layer, its weights (a compressed one dequantized).
     std::vector<float> floats(std::string_view name) const {
-        if (is_compressed(name)) return dequantize(tensor(name)).storage();
+        if (is_compressed(name)) return effective_weights(tensor(name)).storage();
         if (owner_.count(std::string(name)))
             detail::throw_error<file_error>(origin(), ": ", name, " is a component of compressed layer ",
                                             owner_.at(std::string(name)), ", not a tensor of the model");
@@ -660,6 +666,12 @@ private:
             if (act_bits == 32) scales_ok(compressed_suffix::act_scales, act_sign_grid);
             if (desc->activations->scale == scale_kind::e8m0) e8m0_ok(compressed_suffix::act_scales);
             if (act_two_level) scales_ok(compressed_suffix::act_tensor_scale, false);
+        }
+        // Smoothing divisors: optional, F32 [K], finite and positive.
+        info.smoothed = file_.contains(tensor + std::string(compressed_suffix::smoothing));
+        if (info.smoothed) {
+            component(compressed_suffix::smoothing, true, {dtype::f32}, {k});
+            scales_ok(compressed_suffix::smoothing, false);
         }
         layers_.emplace(tensor, std::move(info));
     }

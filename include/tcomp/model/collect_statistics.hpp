@@ -19,6 +19,8 @@ using layer_statistics = std::map<std::string, calib::input_statistics, std::les
 struct statistics_options {
     /// Also the Hessians sum x^T x (GPTQ needs them; importance and SmoothQuant statistics do not).
     bool hessian = true;
+    /// Rows kept per layer as a uniform sample (SmoothQuant's and the static activation scales' searches).
+    index_t sample_rows = 256;
 };
 
 /// Runs feed() under a tap; returns the statistics of every layer it reached. A layer seen with two widths (two
@@ -27,7 +29,7 @@ inline layer_statistics collect_input_statistics(const std::function<void()>& fe
     layer_statistics out;
     input_tap tap([&](const std::string& layer, matrix_view<const float> x) {
         auto it = out.find(layer);
-        if (it == out.end()) it = out.emplace(layer, calib::input_statistics(x.cols(), options.hessian)).first;
+        if (it == out.end()) it = out.emplace(layer, calib::input_statistics(x.cols(), options.hessian, options.sample_rows)).first;
         if (it->second.channels() != x.cols())
             tcomp::detail::throw_error<shape_error>("collect_input_statistics: layer '", layer, "' was seen with ",
                                                     it->second.channels(), " and with ", x.cols(),

@@ -29,6 +29,7 @@
 #include "tcomp/matmul.hpp"
 #include "tcomp/model/input_tap.hpp"
 #include "tcomp/model/policy_registry.hpp"
+#include "tcomp/quant/activation_round_trip.hpp"
 #include "tcomp/quant/compress.hpp"
 #include "tcomp/quant/compressed_tensor.hpp"
 #include "tcomp/quant/policy_names.hpp"
@@ -117,22 +118,8 @@ public:
     void forward(matrix_view<const float> x, matrix_view<float> y, std::span<const float> bias,
                  int threads) const override {
         if (!t_.desc.activations) return gemm(x, y, bias, threads);
-        tcomp::detail::require_finite(x, "matmul", "x");
-        dense_matrix<float> xq(x.rows(), x.cols());
-        const quantizer_desc& a = *t_.desc.activations;
-        const format_info& f = format_info_for(a.format);
-        const scale_table table = [&] {
-            if (t_.activation_scales) return *t_.activation_scales;
-            const auto grid = tcomp::detail::grid_for(a, x.rows(), x.cols(), false, "matmul");
-            return tcomp::detail::scales_from_cells(f, a, grid, tcomp::detail::gather_cells(x, grid, {}));
-        }();
-        for (index_t r = 0; r < x.rows(); ++r)
-            for (index_t c = 0; c < x.cols(); ++c) {
-                const auto cell = static_cast<std::size_t>(table.cell(r, c));
-                const std::uint32_t code = tcomp::detail::quantize_value(f, rounding_kind::nearest_even, x(r, c),
-                                                                         table.effective[cell], table.zero[cell], 0, 0);
-                xq(r, c) = tcomp::detail::dequantize_value(f, code, table.effective[cell], table.zero[cell]);
-            }
+        const dense_matrix<float> xq = tcomp::detail::round_trip_activations(
+            x, *t_.desc.activations, t_.activation_scales ? &*t_.activation_scales : nullptr, "matmul");
         gemm(xq.view(), y, bias, threads);
     }
     // bytes(): fp32_linear's, the float weights this path streams per call.
@@ -228,12 +215,16 @@ public:
         return detail::with_layer_context(context, [&] {
             tcomp::detail::check_tensor(t, "linear::from_compressed");
             const descriptor d = t.desc;
+            std::vector<float> smoothing = std::move(t.smoothing);  // applied by forward(), before the body
+            t.smoothing.clear();
             std::unique_ptr<detail::linear_impl> impl;
             const bool typed = visit_kernel_policy(d, [&]<class P>(std::type_identity<P>) {
                 impl = std::make_unique<detail::packed_linear<P>>(std::move(t));
             });
             if (!typed) impl = std::make_unique<detail::reference_linear>(std::move(t));
-            return finish(std::move(impl), d, n, k, bias, std::move(layer_name));
+            linear out = finish(std::move(impl), d, n, k, bias, std::move(layer_name));
+            out.smoothing_ = std::move(smoothing);
+            return out;
         });
     }
     /// As above, from a policy text and packed storage (a version-1 file, a GPTQ import).
@@ -247,7 +238,7 @@ public:
             d = resolve_policy(policy, "linear::from_compressed");
             if (!d) tcomp::detail::throw_error<error>("fp32 layers have no compressed form; use linear::make");
         });
-        return from_compressed(compressed_tensor{*d, std::move(storage), std::nullopt}, bias, std::move(layer_name));
+        return from_compressed(compressed_tensor{*d, std::move(storage), std::nullopt, {}}, bias, std::move(layer_name));
     }
 
     /// y[M x N] = x[M x K] * W^T + bias. `threads` includes the caller's. y must not overlap x (shape_error).
@@ -259,8 +250,16 @@ public:
                                                     "; expected x M x ", k_, " and y M x ", n_);
         tcomp::detail::require_no_overlap(x, matrix_view<const float>(y), bias_, ("linear '" + name + "'").c_str());
         if (detail::current_input_observer != nullptr) (*detail::current_input_observer)(name, x);
-        detail::with_layer_context("linear '" + name + "' (" + policy_ + ")",
-                                   [&] { impl_->forward(x, y, bias_, threads); });
+        detail::with_layer_context("linear '" + name + "' (" + policy_ + ")", [&] {
+            if (smoothing_.empty()) return impl_->forward(x, y, bias_, threads);
+            // x / s, then the body (whose weights are W diag(s)).
+            thread_local std::vector<float> smoothed;
+            smoothed.resize(static_cast<std::size_t>(x.rows() * k_));
+            for (index_t r = 0; r < x.rows(); ++r)
+                for (index_t c = 0; c < k_; ++c)
+                    smoothed[static_cast<std::size_t>(r * k_ + c)] = x(r, c) / smoothing_[static_cast<std::size_t>(c)];
+            impl_->forward(matrix_view<const float>(smoothed.data(), x.rows(), k_), y, bias_, threads);
+        });
     }
 
     index_t in_features() const { return k_; }
@@ -276,8 +275,12 @@ public:
     /// weights, same format).
     std::string kernel_note() const { return impl_ ? impl_->kernel_note() : std::string{}; }
     /// Bytes of the weights in the canonical packed form (see linear_impl::stored_bytes), plus the float bias.
-    std::size_t stored_bytes() const { return (impl_ ? impl_->stored_bytes() : 0) + bias_.size() * sizeof(float); }
+    std::size_t stored_bytes() const {
+        return (impl_ ? impl_->stored_bytes() : 0) + (bias_.size() + smoothing_.size()) * sizeof(float);
+    }
     std::span<const float> bias() const { return bias_; }
+    /// The per-input-channel smoothing divisors (compressed_tensor::smoothing), or empty.
+    std::span<const float> smoothing() const { return smoothing_; }
 
 private:
     static linear finish(std::unique_ptr<detail::linear_impl> impl, std::optional<descriptor> d, index_t n, index_t k,
@@ -298,6 +301,7 @@ private:
     std::unique_ptr<detail::linear_impl> impl_;
     std::string policy_ = "fp32";
     std::optional<descriptor> desc_;
+    std::vector<float> smoothing_;
     std::vector<float> bias_;
     index_t n_ = 0, k_ = 0;
 };

@@ -4,6 +4,7 @@
 // bytes compress<P>(W) gives for the policy type P that describe<P>() names (one engine serves both).
 #pragma once
 
+#include <cmath>
 #include <optional>
 #include <span>
 #include <string>
@@ -25,6 +26,10 @@ struct compressed_tensor {
     packed_buffers storage;
     /// Calibrated activation scales (one shared row of cells), when desc's activations are static.
     std::optional<scale_table> activation_scales;
+    /// Per-input-channel smoothing divisors s (K entries, or empty: none). A layer with them computes
+    /// quantize(x / s) against weights compressed from W diag(s): SmoothQuant's and AWQ's migration when it is
+    /// not folded into the operation before the layer. Its cost: one multiply per input element and call.
+    std::vector<float> smoothing;
 
     index_t rows() const { return storage.layout.rows; }
     index_t cols() const { return storage.layout.cols; }
@@ -38,7 +43,7 @@ struct compressed_tensor {
             if (a.has_zero_point()) b += packed_bytes(n, format_info_for(a.format).bits);
             if (a.scale == scale_kind::multi_level || a.scale == scale_kind::shiftable) b += sizeof(float);
         }
-        return b;
+        return b + smoothing.size() * sizeof(float);
     }
     double bits_per_weight() const {
         const auto n = static_cast<double>(rows() * cols());
@@ -79,8 +84,17 @@ inline compressed_tensor compress(const descriptor& d, matrix_view<const float> 
 }
 
 /// The float weights a compressed tensor stands for (pruned elements 0).
+/// The stored weights decoded (codes x scales: W diag(s) for a tensor with smoothing divisors s).
 inline dense_matrix<float> dequantize(const compressed_tensor& t) {
     return detail::dequantize_packed(format_info_for(t.desc.weights.format), t.desc.weights, t.storage.view());
+}
+/// The weights the layer multiplies its input by: dequantize(t) with any smoothing divided back out.
+inline dense_matrix<float> effective_weights(const compressed_tensor& t) {
+    dense_matrix<float> w = dequantize(t);
+    if (!t.smoothing.empty())
+        for (index_t r = 0; r < w.rows(); ++r)
+            for (index_t c = 0; c < w.cols(); ++c) w(r, c) /= t.smoothing[static_cast<std::size_t>(c)];
+    return w;
 }
 
 namespace detail {
@@ -92,6 +106,14 @@ inline void check_tensor(const compressed_tensor& t, const char* where) {
         throw_error<shape_error>(where, ": the packed layout is not the one ", spell(t.desc), " gives a ", t.rows(),
                                  "x", t.cols(), " matrix");
     t.storage.view().validate(where);
+    if (!t.smoothing.empty()) {
+        if (static_cast<index_t>(t.smoothing.size()) != t.cols())
+            throw_error<shape_error>(where, ": ", t.smoothing.size(), " smoothing divisors for K = ", t.cols());
+        for (std::size_t i = 0; i < t.smoothing.size(); ++i)
+            if (!std::isfinite(t.smoothing[i]) || !(t.smoothing[i] > 0.0f))
+                throw_error<value_error>(where, ": smoothing divisor ", i, " is ", t.smoothing[i],
+                                         " (must be finite and positive)");
+    }
     if (t.activation_scales) {
         if (!t.needs_calibration())
             throw_error<shape_error>(where, ": activation scales given, but ", spell(t.desc),
