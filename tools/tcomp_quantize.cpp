@@ -1,4 +1,4 @@
-// tcomp-quantize IN OUT --recipe R.json [--verify]
+// tcomp-quantize IN OUT --recipe R.json [--stats STATS] [--method M] [--verify]
 //
 // Compresses a checkpoint into a tcomp compressed model file (docs/files.md). IN is a .safetensors file or a
 // Hugging Face directory (model.safetensors, or model.safetensors.index.json + shards). The recipe
@@ -21,9 +21,13 @@
 //     ("fc1.weight" -> "fc1").
 //
 // Every other tensor is copied (floats as F32, integer tensors unchanged).
+// --stats STATS: the layers' input statistics (tcomp-calibrate); --method M: the calibration method of layers whose
+// recipe rule names none (calib/method_names.hpp: rtn, imatrix, gptq, awq, awq+gptq, smoothquant, sparsegpt,
+// wanda; the recipe's own "method" otherwise, else rtn). A method other than rtn, or a descriptor with static
+// activation scales, needs the layer's statistics: a layer missing from STATS is an error naming it.
 // --verify: reads OUT back (full validation). For a LLaMA directory it also loads OUT with
 // model::load_llama_compressed and checks that its logits for a fixed 16-token prompt equal, bit for bit, those
-// of the in-memory model built from IN with the same recipe.
+// of the in-memory model built from IN with the same recipe (each layer compressed by its method).
 // Exit status: 0 on success, 2 on bad arguments, 1 on any other error (the message names what and where).
 #include <algorithm>
 #include <cmath>
@@ -37,7 +41,9 @@
 #include <string_view>
 #include <vector>
 
+#include "tcomp/calib/methods.hpp"
 #include "tcomp/io/compressed_model.hpp"
+#include "tcomp/io/statistics_file.hpp"
 #include "tcomp/io/safetensors.hpp"
 #include "tcomp/model/llama_loader.hpp"
 #include "tcomp/model/recipe.hpp"
@@ -48,12 +54,14 @@ namespace fs = std::filesystem;
 using namespace tcomp;
 
 constexpr const char* usage =
-    "usage: tcomp-quantize IN OUT --recipe RECIPE.json [--verify]\n"
+    "usage: tcomp-quantize IN OUT --recipe RECIPE.json [--stats STATS] [--method M] [--verify]\n"
     "  IN      a .safetensors file, or a Hugging Face model directory (model.safetensors or sharded)\n"
     "  OUT     the compressed .safetensors file to write\n"
     "  RECIPE  {\"default\": \"w8a8\", \"layers\": [{\"match\": \"*.down_proj\", \"policy\": \"fp32\"}]}\n"
     "          (layers: a LLaMA directory's model layers, \"lm_head\" included; otherwise the 2-D float\n"
     "          tensors, named without \".weight\"; first matching rule wins)\n"
+    "  STATS   the layers' input statistics (tcomp-calibrate)\n"
+    "  M       calibration method where the recipe names none: rtn|imatrix|gptq|awq|awq+gptq|smoothquant|sparsegpt|wanda\n"
     "  --verify  read OUT back; for a LLaMA directory also run it against the in-memory model\n"
     "  policies: ";
 
@@ -99,7 +107,8 @@ void check_llama_tensors(const model::llama_config& config, const io::safetensor
 
 /// --verify for a LLaMA directory: OUT through load_llama_compressed against IN through load_llama, both with
 /// the recipe's policies; their logits must be equal bit for bit. Returns the message to print.
-std::string verify_llama(const fs::path& in, const fs::path& out, const model::policy_map& policies) {
+std::string verify_llama(const fs::path& in, const fs::path& out, const model::policy_map& policies,
+                         const model::linear_builder& build) {
     const io::compressed_model_file file = io::compressed_model_file::open(out);
     // Layers the file stores as floats take "fp32"; the tied head takes the policy the file records for it
     // (the loader builds it from the embeddings, which the file holds exactly).
@@ -108,7 +117,7 @@ std::string verify_llama(const fs::path& in, const fs::path& out, const model::p
         return it == file.layers().end() ? std::string("fp32") : it->second.policy;
     };
     model::llama_model stored = model::load_llama_compressed(in / "config.json", out, from_file);
-    model::llama_model direct = model::load_llama(in, model::policy_chooser_for(policies));
+    model::llama_model direct = model::load_llama(in, model::policy_chooser_for(policies), build);
     const int vocab = static_cast<int>(stored.config().vocab_size);
     std::vector<int> prompt{1};
     for (int i = 1; i < 16; ++i) prompt.push_back((7 * i + 3) % vocab);
@@ -131,7 +140,7 @@ std::string verify_llama(const fs::path& in, const fs::path& out, const model::p
 
 int main(int argc, char** argv) {
     std::vector<std::string> positional;
-    std::string recipe_path;
+    std::string recipe_path, stats_path, method_name;
     bool verify = false;
     for (int i = 1; i < argc; ++i) {
         const std::string_view a = argv[i];
@@ -147,6 +156,9 @@ int main(int argc, char** argv) {
             } else {
                 recipe_path = std::string(a.substr(9));
             }
+        } else if (a == "--stats" || a == "--method") {
+            if (i + 1 >= argc) return usage_error(std::string(a) + " needs a value");
+            (a == "--stats" ? stats_path : method_name) = argv[++i];
         } else if (a == "--verify") {
             verify = true;
         } else if (a.starts_with("-")) {
@@ -160,7 +172,29 @@ int main(int argc, char** argv) {
     const fs::path in = positional[0], out = positional[1];
 
     try {
-        const model::recipe recipe = model::recipe::from_file(recipe_path);
+        model::recipe recipe = model::recipe::from_file(recipe_path);
+        if (!method_name.empty()) {
+            (void)calib::parse_method(method_name);  // a named error for an unknown method
+            recipe.default_method = method_name;
+        }
+        const io::statistics_map stats = stats_path.empty() ? io::statistics_map{} : io::read_statistics(stats_path);
+        // One layer's weights through its recipe method (with its statistics when it needs them or has them).
+        auto compress_layer = [&](const std::string& layer, const std::string& policy,
+                                  matrix_view<const float> w) -> compressed_tensor {
+            const calib::method m = calib::parse_method(recipe.method_for(layer));
+            const descriptor d = *resolve_policy(policy, "layer " + layer);
+            const auto it = stats.find(layer);
+            if (it == stats.end() && (calib::info(m).needs_statistics || (d.activations && d.activations->calibrated)))
+                tcomp::detail::throw_error<error>("layer ", layer, " (", policy, ", method ", calib::info(m).name, "): ",
+                                                  stats_path.empty() ? std::string("no --stats given")
+                                                                     : stats_path + " has no statistics for it");
+            try {
+                return calib::apply(m, w, it == stats.end() ? nullptr : &it->second, d);
+            } catch (const error& e) {
+                tcomp::detail::throw_error<error>("layer ", layer, " (", policy, ", method ", calib::info(m).name,
+                                                  "): ", e.what());
+            }
+        };
         const io::safetensors_set files = io::safetensors_set::open(in);
         // A tcomp file's tensors are codes and scales, not weights: quantizing them again would write a file no
         // model can use. Refuse; re-quantizing starts from the float checkpoint.
@@ -201,7 +235,9 @@ int main(int argc, char** argv) {
             }
             const std::string& policy = policies.at(layer);
             const std::vector<float> w = io::to_float(t);
-            writer.add_linear(t.name, policy, matrix_view<const float>(w.data(), t.shape[0], t.shape[1]));
+            const matrix_view<const float> wv(w.data(), t.shape[0], t.shape[1]);
+            if (policy == "fp32") writer.add_linear(t.name, policy, wv);
+            else writer.add_compressed(t.name, compress_layer(layer, policy, wv));
             compressed += policy != "fp32";
         }
         std::string head_note;
@@ -212,7 +248,8 @@ int main(int argc, char** argv) {
             } else {
                 const io::tensor_view& e = files.tensor("model.embed_tokens.weight");
                 const std::vector<float> w = io::to_float(e);
-                writer.add_linear("lm_head.weight", policy, matrix_view<const float>(w.data(), e.shape[0], e.shape[1]));
+                writer.add_compressed("lm_head.weight",
+                                      compress_layer("lm_head", policy, matrix_view<const float>(w.data(), e.shape[0], e.shape[1])));
                 ++compressed;
                 head_note = "; tied lm_head (" + policy + ") written as lm_head.weight, compressed from model.embed_tokens.weight";
             }
@@ -226,7 +263,18 @@ int main(int argc, char** argv) {
                     head_note.c_str());
         if (verify) {
             if (llama) {
-                std::printf("tcomp-quantize: %s\n", verify_llama(in, out, policies).c_str());
+                // The in-memory model compresses each layer as the file's writer did (the recipe's methods).
+                const model::linear_builder build = [&](const std::string& prefix, index_t n, index_t k,
+                                                        std::span<const float> bias) -> std::optional<model::linear> {
+                    const std::string& policy = policies.at(prefix);
+                    if (policy == "fp32") return std::nullopt;
+                    const io::tensor_view& t = files.tensor(prefix == "lm_head" && tied ? "model.embed_tokens.weight"
+                                                                                        : prefix + ".weight");
+                    const std::vector<float> w = io::to_float(t);
+                    return model::linear::from_compressed(compress_layer(prefix, policy, matrix_view<const float>(w.data(), n, k)),
+                                                          bias, prefix);
+                };
+                std::printf("tcomp-quantize: %s\n", verify_llama(in, out, policies, build).c_str());
             } else {
                 const io::compressed_model_file f = io::compressed_model_file::open(out);
                 std::printf("tcomp-quantize: verify: %s reads back (%zu layers recorded)\n", out.string().c_str(),

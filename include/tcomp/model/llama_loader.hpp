@@ -28,10 +28,12 @@ inline bool ignorable_tensor(const llama_config& c, std::string_view name) {
     return c.tie_word_embeddings && name == "lm_head.weight";
 }
 
-/// Loads config.json and the weights of `dir`; `choose` picks each projection's policy (all fp32 if empty).
+/// Loads config.json and the weights of `dir`; `choose` picks each projection's policy (all fp32 if empty);
+/// `build`, when given, makes a projection's layer itself (e.g. compressed by a calibration method).
 /// Strict both ways: a tensor the config implies that is missing or has another shape, and a tensor in the
 /// files that the config does not imply (other than ignorable_tensor), are tcomp::errors naming the tensor.
-inline llama_model load_llama(const std::filesystem::path& dir, const policy_chooser& choose = {}) {
+inline llama_model load_llama(const std::filesystem::path& dir, const policy_chooser& choose = {},
+                              const linear_builder& build = {}) {
     const llama_config config = llama_config::from_file(dir / "config.json");
     const io::safetensors_set files = io::safetensors_set::open(dir);
     std::map<std::string, std::vector<std::int64_t>, std::less<>> expected;
@@ -57,7 +59,7 @@ inline llama_model load_llama(const std::filesystem::path& dir, const policy_cho
     const weight_source source = [&](const std::string& name, const std::vector<std::int64_t>&) {
         return io::to_float(files.tensor(name));
     };
-    return llama_model(config, source, choose);
+    return llama_model(config, source, choose, build);
 }
 
 /// A llama_model from config.json and a compressed model file (io/compressed_model.hpp, docs/files.md; e.g.

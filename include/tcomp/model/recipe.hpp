@@ -3,8 +3,9 @@
 //
 //   {"description": "optional text",
 //    "default": "w8a8",
+//    "method": "gptq",                                  (optional: the calibration method, calib/method_names.hpp)
 //    "layers": [{"match": "model.layers.*.mlp.down_proj", "policy": "fp32"},
-//               {"match": "lm_head", "policy": "w8a16"}]}
+//               {"match": "lm_head", "policy": "w8a16", "method": "rtn"}]}
 //
 // Patterns are globs over whole layer names: `*` any run of characters (dots included), `?` one character,
 // everything else literal. Rules are tried in order and the FIRST match wins; a layer no rule matches takes
@@ -30,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "tcomp/calib/method_names.hpp"
 #include "tcomp/core/error.hpp"
 #include "tcomp/io/safetensors.hpp"
 #include "tcomp/io/small_file.hpp"
@@ -78,12 +80,15 @@ inline std::string name_list(std::span<const std::string> names, std::size_t lim
 struct recipe_rule {
     std::string match;   // glob over layer names
     std::string policy;  // a registry name
+    std::string method;  // calibration method (calib/method_names.hpp), or "": the recipe's
 };
 
 class recipe {
 public:
     std::string description;
     std::optional<std::string> default_policy;
+    /// The calibration method of layers whose rule names none ("method"; absent: rtn).
+    std::optional<std::string> default_method;
     std::vector<recipe_rule> rules;
 
     /// Every layer takes `policy`.
@@ -105,6 +110,9 @@ public:
             } else if (key == "default") {
                 r.default_policy = string_field(value, where, "\"default\"");
                 require_known_policy(*r.default_policy, where + ": \"default\"");
+            } else if (key == "method") {
+                r.default_method = string_field(value, where, "\"method\"");
+                require_known_method(*r.default_method, where + ": \"method\"");
             } else if (key == "layers") {
                 if (!value.is_array())
                     tcomp::detail::throw_error<error>(where, ": \"layers\" must be an array of {\"match\", \"policy\"}"
@@ -112,7 +120,7 @@ public:
                 for (std::size_t i = 0; i < value.size(); ++i) r.rules.push_back(rule_from_json(value[i], where, i));
             } else {
                 tcomp::detail::throw_error<error>(where, ": unknown key \"", key,
-                                                  "\"; a recipe has the keys \"default\", \"layers\", \"description\"");
+                                                  "\"; a recipe has the keys \"default\", \"method\", \"layers\", \"description\"");
             }
         }
         if (!r.default_policy && r.rules.empty())
@@ -146,9 +154,14 @@ public:
         nlohmann::json j = nlohmann::json::object();
         if (!description.empty()) j["description"] = description;
         if (default_policy) j["default"] = *default_policy;
+        if (default_method) j["method"] = *default_method;
         if (!rules.empty()) {
             j["layers"] = nlohmann::json::array();
-            for (const recipe_rule& r : rules) j["layers"].push_back({{"match", r.match}, {"policy", r.policy}});
+            for (const recipe_rule& r : rules) {
+                nlohmann::json rule{{"match", r.match}, {"policy", r.policy}};
+                if (!r.method.empty()) rule["method"] = r.method;
+                j["layers"].push_back(std::move(rule));
+            }
         }
         return j;
     }
@@ -158,6 +171,13 @@ public:
         for (const recipe_rule& r : rules)
             if (glob_match(r.match, layer)) return r.policy;
         return default_policy;
+    }
+
+    /// The calibration method of one layer: the first matching rule's, else the recipe's "method", else "rtn".
+    std::string method_for(std::string_view layer) const {
+        for (const recipe_rule& r : rules)
+            if (glob_match(r.match, layer)) return r.method.empty() ? default_method.value_or("rtn") : r.method;
+        return default_method.value_or("rtn");
     }
 
     /// The policy of every layer in `layers` (the model's layer names). Throws tcomp::error when a rule matches
@@ -191,6 +211,14 @@ public:
     }
 
 private:
+    static void require_known_method(const std::string& name, const std::string& where) {
+        try {
+            (void)calib::parse_method(name);
+        } catch (const error& e) {
+            tcomp::detail::throw_error<error>(where, ": ", e.what());
+        }
+    }
+
     static std::string string_field(const nlohmann::json& v, const std::string& where, std::string_view what) {
         if (!v.is_string()) tcomp::detail::throw_error<error>(where, ": ", what, " must be a string, got ", v.type_name());
         return v.get<std::string>();
@@ -202,14 +230,18 @@ private:
             tcomp::detail::throw_error<error>(at, " must be an object {\"match\": ..., \"policy\": ...}, got ",
                                               e.type_name());
         for (const auto& [key, value] : e.items())
-            if (key != "match" && key != "policy")
+            if (key != "match" && key != "policy" && key != "method")
                 tcomp::detail::throw_error<error>(at, ": unknown key \"", key,
-                                                  "\"; a rule has the keys \"match\" and \"policy\"");
+                                                  "\"; a rule has the keys \"match\", \"policy\" and \"method\"");
         if (!e.contains("match")) tcomp::detail::throw_error<error>(at, ": \"match\" is missing");
         if (!e.contains("policy")) tcomp::detail::throw_error<error>(at, ": \"policy\" is missing");
-        recipe_rule r{string_field(e.at("match"), at, "\"match\""), string_field(e.at("policy"), at, "\"policy\"")};
+        recipe_rule r{string_field(e.at("match"), at, "\"match\""), string_field(e.at("policy"), at, "\"policy\""), {}};
         if (r.match.empty()) tcomp::detail::throw_error<error>(at, ": \"match\" is empty");
         require_known_policy(r.policy, at + " (\"" + r.match + "\")");
+        if (e.contains("method")) {
+            r.method = string_field(e.at("method"), at, "\"method\"");
+            require_known_method(r.method, at + " (\"" + r.match + "\")");
+        }
         return r;
     }
 };
