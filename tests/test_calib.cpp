@@ -93,7 +93,12 @@ TEST_CASE("input statistics: streaming sums equal the direct ones; merge equals 
         for (index_t j = 0; j < 12; ++j) {
             double hij = 0.0;
             for (index_t r = 0; r < 37; ++r) hij += static_cast<double>(x(r, c)) * x(r, j);
-            CHECK(h(c, j) == Approx(hij).epsilon(1e-12).margin(1e-12));
+            // Off the diagonal each batch's sum is taken in float: |error| <= rows * 2^-23 * sum |x_c x_j|, and
+            // sum |x_c x_j| <= sqrt(S_c S_j) (Cauchy-Schwarz). The diagonal is the double sum of squares.
+            double sc = 0.0, sj = 0.0;
+            for (index_t r = 0; r < 37; ++r) sc += static_cast<double>(x(r, c)) * x(r, c), sj += static_cast<double>(x(r, j)) * x(r, j);
+            if (c == j) CHECK(h(c, j) == sq);
+            else CHECK(std::fabs(h(c, j) - hij) <= 37.0 * std::ldexp(1.0, -23) * std::sqrt(sc * sj));
         }
     }
     calib::input_statistics a(12), b(12);
@@ -101,7 +106,9 @@ TEST_CASE("input statistics: streaming sums equal the direct ones; merge equals 
     b.observe(matrix_view<const float>(x.data() + 20 * 12, 17, 12));
     a.merge(b);
     CHECK(a.rows() == 37);
-    CHECK((a.hessian() - h).cwiseAbs().maxCoeff() < 1e-9);
+    // Other batch boundaries than statistics_of's (18 + 19 rows): the float batch sums differ within the bound.
+    CHECK((a.hessian() - h).cwiseAbs().maxCoeff() <= 37.0 * std::ldexp(1.0, -23) * h.diagonal().maxCoeff());
+    for (index_t c = 0; c < 12; ++c) CHECK(a.hessian()(c, c) == a.to_parts().sum_sq[static_cast<std::size_t>(c)]);
     CHECK(a.mean_square() == ms);
 }
 
@@ -187,6 +194,27 @@ TEST_CASE("gptq beats round to nearest on held-out inputs, for every integer wid
                         output_error(held_out, w.view(), dequantize(calib::importance_quantize(w.view(), s.mean_square(), d))),
                         held[3]);
     }
+}
+
+TEST_CASE("gptq: threads share the rows and give the single-threaded result bit for bit", "[calib]") {
+    const auto w = gaussian(97, 160, 19);  // rows not divisible by the thread counts
+    const calib::input_statistics s = statistics_of(correlated_inputs(300, 160, 5));
+    for (const char* text : {"w=int4:g32", "w=uint3:asym:g32"})
+        for (bool act_order : {false, true}) {
+            const descriptor d = parse_descriptor(text);
+            calib::gptq_options o;
+            o.act_order = act_order;
+            o.block = 48;
+            const compressed_tensor one = calib::gptq(w.view(), s, d, o);
+            for (int threads : {2, 3, 8}) {
+                o.threads = threads;
+                const compressed_tensor many = calib::gptq(w.view(), s, d, o);
+                INFO(text << " act_order " << act_order << " threads " << threads);
+                CHECK(many.storage.codes == one.storage.codes);
+                CHECK(many.storage.scales == one.storage.scales);
+                CHECK(many.storage.zero_points == one.storage.zero_points);
+            }
+        }
 }
 
 TEST_CASE("gptq output is an ordinary tensor: a model layer runs it like any other", "[calib]") {
@@ -480,7 +508,7 @@ TEST_CASE("input statistics: a reproducible uniform row sample, merged in propor
         CHECK(d.mean_square()[i] == Approx(hs.mean_square()[i]).epsilon(1e-6));
         CHECK(d.absmax()[i] == hs.absmax()[i]);
     }
-    CHECK((d.hessian() - hs.hessian()).norm() < 1e-9 * hs.hessian().norm());
+    CHECK((d.hessian() - hs.hessian()).norm() < 1e-5 * hs.hessian().norm());  // float batch products (see above)
     CHECK(d.to_parts().sample == hs.to_parts().sample);  // same positions sampled, each divided exactly
     CHECK_THAT(tcomp_test::error_of([&] { (void)h.divided_by(std::vector<float>(8, 0.0f)); }), Catch::Contains("divisor 0"));
     CHECK_THAT(tcomp_test::error_of([&] { (void)h.divided_by(std::vector<float>(7, 1.0f)); }), Catch::Contains("7 divisors"));

@@ -8,7 +8,8 @@
 //   operation before the layer by a model that can).
 //
 // alpha is chosen per layer by the output error on the calibration inputs, tr(E H E^T) with E = W - Q(W diag(s))
-// diag(s)^-1 and H = sum x^T x (the mean-square diagonal when the statistics have no Hessian). alpha = 0 is
+// diag(s)^-1 and H = sum x^T x in float (for K > 2048 with a row sample much smaller than K: ||E X_s^T||^2 on the
+// sample; without a Hessian: its diagonal, the mean squares). alpha = 0 is
 // RTN itself, so the search never returns worse than RTN on that measure. Then the clip search: each cell's
 // range is shrunk where that lowers the importance-weighted error of the smoothed weights (imatrix.hpp with
 // importance mean (x / s)^2, kept only if the full output error agrees), or GPTQ on the smoothed weights and
@@ -55,6 +56,52 @@ struct awq_report {
 
 namespace detail {
 
+/// How the strength search measures a candidate's output error: ||E X^T||^2 over the calibration inputs through the
+/// Hessian (tr(E H E^T), float GEMM: N K^2 per candidate), through the row sample when K is large and the sample
+/// much smaller than K (S N K), else through the diagonal (sum x^2).
+struct error_measure {
+    using row_major_f = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    Eigen::MatrixXf h;  // the Hessian, or empty
+    row_major_f x;      // the sample rows, or empty
+    std::vector<float> ms;
+    matrix_view<const float> w;
+    double den = 0.0;  // ||W X^T||^2 in the same form
+
+    error_measure(const input_statistics& stats, matrix_view<const float> weights) : w(weights) {
+        const index_t k = w.cols();
+        if (stats.has_hessian() && (k <= 2048 || stats.sample_count() < 64 || 4 * stats.sample_count() > k)) {
+            h = stats.hessian().cast<float>();
+        } else if (stats.sample_count() > 0) {
+            const matrix_view<const float> s = stats.sample();
+            x.resize(s.rows(), k);
+            for (index_t r = 0; r < s.rows(); ++r)
+                for (index_t c = 0; c < k; ++c) x(r, c) = s(r, c);
+        }
+        ms = stats.mean_square();
+        den = raw(dense_matrix<float>(w.rows(), k));  // E = W when Q = 0
+    }
+    /// ||E X^T||^2 (or its Hessian / diagonal form) for E = W - q.
+    double raw(const dense_matrix<float>& q) const {
+        const index_t n = w.rows(), k = w.cols();
+        row_major_f e(n, k);
+        for (index_t r = 0; r < n; ++r)
+            for (index_t c = 0; c < k; ++c) e(r, c) = w(r, c) - q(r, c);
+        if (h.size() > 0) {
+            const row_major_f eh = e * h;
+            return static_cast<double>(eh.cwiseProduct(e).sum());
+        }
+        if (x.size() > 0) return static_cast<double>((x * e.transpose()).squaredNorm());
+        double num = 0.0;
+        for (index_t r = 0; r < n; ++r)
+            for (index_t c = 0; c < k; ++c) num += static_cast<double>(ms[static_cast<std::size_t>(c)]) * e(r, c) * e(r, c);
+        return num;
+    }
+    /// ||E X^T||^2 / ||W X^T||^2 for effective weights q.
+    double operator()(const dense_matrix<float>& q) const {
+        return den > 0.0 ? raw(q) / den : 0.0;
+    }
+};
+
 /// The layer's output error of effective weights q against w on the calibration inputs: tr(E H E^T) / tr(W H W^T)
 /// with the Hessian, else with its diagonal (sum x^2).
 inline double output_error(matrix_view<const float> w, const dense_matrix<float>& q, const input_statistics& stats,
@@ -100,10 +147,11 @@ inline compressed_tensor awq(matrix_view<const float> w, const input_statistics&
     if (options.grid < 1) tcomp::detail::throw_error<value_error>("awq: grid ", options.grid, " (need >= 1)");
     tcomp::detail::require_finite(w, "awq", "W");
     const std::vector<float> rms = stats.rms();  // value_error without rows
-    const Eigen::MatrixXd h = stats.has_hessian() ? stats.hessian() : Eigen::MatrixXd();
+    const Eigen::MatrixXd h = stats.has_hessian() && k <= 2048 ? stats.hessian() : Eigen::MatrixXd();
     const compressed_tensor rtn = compress(d, w);
     if (n == 0 || k == 0) return rtn;
-    const double rtn_error = detail::output_error(w, dequantize(rtn), stats, h);
+    const detail::error_measure measure(stats, w);
+    const double rtn_error = measure(dequantize(rtn));
 
     // Channels never excited get the smallest excited RMS (their weights do not matter; s must stay > 0).
     float floor_rms = 0.0f;
@@ -126,7 +174,7 @@ inline compressed_tensor awq(matrix_view<const float> w, const input_statistics&
         for (float& v : s) v /= norm;
         compressed_tensor t = compress(d, detail::scale_columns(w, s).view());
         t.smoothing = s;
-        const double e = detail::output_error(w, detail::effective(t), stats, h);
+        const double e = measure(detail::effective(t));
         if (e < best_error) best = std::move(t), best_error = e, best_alpha = alpha;
     }
 
@@ -146,10 +194,17 @@ inline compressed_tensor awq(matrix_view<const float> w, const input_statistics&
             t.storage = tcomp::detail::encode(f, d.weights, d.sparsity, ws.view(), {}, table, {}, "awq");
         }
         t.smoothing = best.smoothing;
-        const double e = detail::output_error(w, detail::effective(t), stats, h);
+        const double e = measure(detail::effective(t));
         if (e < best_error || options.gptq) best = std::move(t), best_error = e, clipped = true;
     }
-    if (report != nullptr) *report = awq_report{best_alpha, clipped, best_error, rtn_error};
+    if (report != nullptr) {
+        // The report's figures through the exact double Hessian when there is one (the search may have used
+        // float or the sample).
+        const bool exact = h.size() > 0;
+        *report = awq_report{best_alpha, clipped,
+                             exact ? detail::output_error(w, detail::effective(best), stats, h) : best_error,
+                             exact ? detail::output_error(w, dequantize(rtn), stats, h) : rtn_error};
+    }
     return best;
 }
 

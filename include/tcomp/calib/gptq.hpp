@@ -29,6 +29,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -54,6 +55,8 @@ struct gptq_options {
     /// Static group scales to use instead of RTN's (e.g. calib::importance_scales of the same weights); implies
     /// static groups. Must have the descriptor's grid for W.
     const scale_table* scales = nullptr;
+    /// Threads sharing the rows of W (1: the caller's only); the result does not depend on it.
+    int threads = 1;
 };
 
 /// What a gptq() call did.
@@ -196,33 +199,44 @@ inline compressed_tensor gptq(matrix_view<const float> w, const input_statistics
 
     index_t block = std::max<index_t>(options.block, 1);
     if (!static_groups && group < k) block = std::max(group, (block + group - 1) / group * group);
-    std::vector<float> values(static_cast<std::size_t>(group));
-    for (index_t b0 = 0; b0 < k; b0 += block) {
-        const index_t b1 = std::min(k, b0 + block);
-        row_major_f err(b1 - b0, n);
-        for (index_t j = b0; j < b1; ++j) {
-            const index_t col = order[static_cast<std::size_t>(j)];
-            if (!static_groups && col % group == 0) {
-                // A new group: its scales from the current (updated) weights of its columns.
-                for (index_t r = 0; r < n; ++r) {
-                    for (index_t t = 0; t < group; ++t) values[static_cast<std::size_t>(t)] = wt(j + t, r);
-                    detail::put(table, table.cell(r, col), detail::scale_for_values(f, q, values, table.tensor_scale));
+    // Output rows are independent (each row's errors only move its own later weights; U is shared), so threads
+    // take slices of rows: the same arithmetic per row whatever the thread count (bit-identical results).
+    auto sweep = [&](index_t r0, index_t r1) {
+        const index_t rows = r1 - r0;
+        auto wr = wt.middleCols(r0, rows);
+        std::vector<float> values(static_cast<std::size_t>(group));
+        for (index_t b0 = 0; b0 < k; b0 += block) {
+            const index_t b1 = std::min(k, b0 + block);
+            row_major_f err(b1 - b0, rows);
+            for (index_t j = b0; j < b1; ++j) {
+                const index_t col = order[static_cast<std::size_t>(j)];
+                if (!static_groups && col % group == 0) {
+                    // A new group: its scales from the current (updated) weights of its columns.
+                    for (index_t r = 0; r < rows; ++r) {
+                        for (index_t t = 0; t < group; ++t) values[static_cast<std::size_t>(t)] = wr(j + t, r);
+                        detail::put(table, table.cell(r0 + r, col), detail::scale_for_values(f, q, values, table.tensor_scale));
+                    }
+                }
+                const float d_jj = u(j, j);
+                for (index_t r = 0; r < rows; ++r) {
+                    const float x = wr(j, r);
+                    at_quantization(r0 + r, col) = x;
+                    const float dq = detail::round_trip(f, x, detail::get(table, table.cell(r0 + r, col)));
+                    err(j - b0, r) = (x - dq) / d_jj;
+                }
+                for (index_t t = j + 1; t < b1; ++t) {
+                    const float u_jt = u(j, t);
+                    if (u_jt != 0.0f) wr.row(t) -= u_jt * err.row(j - b0);
                 }
             }
-            const float d_jj = u(j, j);
-            for (index_t r = 0; r < n; ++r) {
-                const float x = wt(j, r);
-                at_quantization(r, col) = x;
-                const float dq = detail::round_trip(f, x, detail::get(table, table.cell(r, col)));
-                err(j - b0, r) = (x - dq) / d_jj;
-            }
-            for (index_t t = j + 1; t < b1; ++t) {
-                const float u_jt = u(j, t);
-                if (u_jt != 0.0f) wt.row(t) -= u_jt * err.row(j - b0);
-            }
+            if (b1 < k) wr.bottomRows(k - b1).noalias() -= u.block(b0, b1, b1 - b0, k - b1).transpose() * err;
         }
-        if (b1 < k) wt.bottomRows(k - b1).noalias() -= u.block(b0, b1, b1 - b0, k - b1).transpose() * err;
-    }
+    };
+    const index_t threads = std::clamp<index_t>(options.threads, 1, std::max<index_t>(1, n / 16));
+    std::vector<std::thread> workers;
+    for (index_t t = 1; t < threads; ++t) workers.emplace_back(sweep, n * t / threads, n * (t + 1) / threads);
+    sweep(0, n / threads);
+    for (std::thread& t : workers) t.join();
 
     compressed_tensor out;
     out.desc = d;

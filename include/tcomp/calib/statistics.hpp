@@ -3,7 +3,9 @@
 // the Hessian when asked for):
 //   per input channel: sum of squares (mean x^2: the importance of llama.cpp's imatrix and AWQ's activation
 //   scale), absmax (SmoothQuant's migration), running min / max;
-//   the Hessian proxy sum_rows x^T x (GPTQ, SparseGPT), accumulated in double;
+//   the Hessian proxy sum_rows x^T x (GPTQ, SparseGPT): each batch's product in float, accumulated in double
+//   (relative error of a batch's entries ~1e-6, far below GPTQ's damping of 1e-2 mean(diag H)), its diagonal
+//   the double sums of squares;
 //   optionally a uniform sample of at most S rows (reservoir sampling, fixed seed: reproducible), for the
 //   searches whose error needs real rows (SmoothQuant's migration strength under activation quantization,
 //   static activation clipping): memory S x K, whatever the calibration set's size.
@@ -59,10 +61,16 @@ public:
                 max_[i] = std::max(max_[i], v);
             }
         if (has_hessian()) {
-            Eigen::MatrixXd xd(x.rows(), k_);
+            // The batch's x^T x in float (a GEMM at twice double's SIMD width: 3-10x faster here), accumulated in
+            // double across batches; the diagonal is set from the double sums of squares, so it is exact.
+            using row_major_f = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+            row_major_f xf(x.rows(), k_);
             for (index_t r = 0; r < x.rows(); ++r)
-                for (index_t c = 0; c < k_; ++c) xd(r, c) = static_cast<double>(x(r, c));
-            hessian_.selfadjointView<Eigen::Lower>().rankUpdate(xd.transpose());
+                for (index_t c = 0; c < k_; ++c) xf(r, c) = x(r, c);
+            Eigen::MatrixXf batch(k_, k_);
+            batch.noalias() = xf.transpose() * xf;
+            hessian_.triangularView<Eigen::StrictlyLower>() += batch.cast<double>();
+            for (index_t c = 0; c < k_; ++c) hessian_(c, c) = sum_sq_[static_cast<std::size_t>(c)];
         }
         // Algorithm R: row t (0-based over all rows) replaces a random slot with probability S / (t + 1).
         for (index_t r = 0; r < x.rows() && sample_capacity_ > 0; ++r) {
