@@ -510,6 +510,23 @@ TEST_CASE("input statistics: a reproducible uniform row sample, merged in propor
     }
     CHECK((d.hessian() - hs.hessian()).norm() < 1e-5 * hs.hessian().norm());  // float batch products (see above)
     CHECK(d.to_parts().sample == hs.to_parts().sample);  // same positions sampled, each divided exactly
+    // A Hessian stride: the Hessian sums rows 0, 3, 6, ... of the stream (across batches); the rest sees all rows.
+    calib::input_statistics strided(8, true, 0, 3), every_third(8, true);
+    for (index_t r0 = 0; r0 < 1000; r0 += 37)
+        strided.observe(matrix_view<const float>(x.data() + r0 * 8, std::min<index_t>(37, 1000 - r0), 8));
+    for (index_t r = 0; r < 1000; r += 3) every_third.observe(matrix_view<const float>(x.data() + r * 8, 1, 8));
+    CHECK(strided.rows() == 1000);
+    CHECK(strided.hessian_rows() == 334);
+    CHECK((strided.hessian() - every_third.hessian()).norm() < 1e-5 * every_third.hessian().norm());
+    CHECK(strided.mean_square() == a.mean_square());
+    {
+        const std::filesystem::path f = std::filesystem::temp_directory_path() / ("tcomp_strided_" + std::to_string(::getpid()));
+        io::write_statistics(f, {{"l", strided}});
+        const io::statistics_map back = io::read_statistics(f);
+        CHECK(back.at("l").hessian_rows() == 334);
+        CHECK(back.at("l").hessian() == strided.hessian());
+        std::filesystem::remove(f);
+    }
     CHECK_THAT(tcomp_test::error_of([&] { (void)h.divided_by(std::vector<float>(8, 0.0f)); }), Catch::Contains("divisor 0"));
     CHECK_THAT(tcomp_test::error_of([&] { (void)h.divided_by(std::vector<float>(7, 1.0f)); }), Catch::Contains("7 divisors"));
 }

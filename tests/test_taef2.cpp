@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -26,13 +27,16 @@
 #include <string>
 #include <vector>
 
+#include "tcomp/calib/methods.hpp"
 #include "tcomp/io/safetensors.hpp"
 #include "tcomp/kernel/reference/matmul.hpp"
 #include "tcomp/metrics/image.hpp"
 #include "tcomp/metrics/signal.hpp"
+#include "tcomp/model/collect_statistics.hpp"
 #include "tcomp/model/conv2d.hpp"
 #include "tcomp/model/group_norm.hpp"
 #include "tcomp/model/taef2_decoder.hpp"
+#include "tcomp/quant/descriptor_text.hpp"
 
 namespace {
 
@@ -767,6 +771,55 @@ TEST_CASE("taef2_decoder: W4A8 with groups of 128 where K allows (pool.3), W8A8 
 TEST_CASE("taef2_decoder: W4A8 and W4A16 with groups of 32 on every conv", "[taef2]") {
     check_policy("w4a8_g32 (all convs)", {}, "w4a8_g32", 24.0, 0.895);
     check_policy("w4a16_g32 (all convs)", {}, "w4a16_g32", 28.0, 0.945);
+}
+
+TEST_CASE("taef2_decoder: calibrated on the calibration latents, GPTQ / AWQ / SmoothQuant beat RTN on the dev latents",
+          "[taef2][calib]") {
+    if (!have_taef2() || !tcomp_test::have_models("the TAEF2 calibration checks", {"taef2_decoder/taef2_calib_latents.safetensors"}))
+        return;
+    const taef2_dev_set dev = load_dev();
+    const auto cf = io::safetensors_file::open(taef2_dir / "taef2_calib_latents.safetensors");
+    REQUIRE(cf.tensor("latents").shape == std::vector<std::int64_t>{5, 32, 32, 32});
+    const std::vector<float> calib_latents = io::to_float(cf.tensor("latents"));
+    // Statistics of every conv's im2col rows from the FP32 decoder on the 5 calibration latents (other crops than
+    // the 2 dev latents the evaluation decodes).
+    const taef2_decoder fp32 = taef2_decoder::load(taef2_dir);
+    // CI calibrates on the first 2 of the 5 calibration latents (the statistics' Hessians cost ~11 s a latent
+    // here); TCOMP_FULL_EVAL=1 on all 5 (the report's figures). Every im2col row goes into the Hessians: summing
+    // every 2nd (input_statistics' hessian_stride) costs GPTQ 1.1 dB at W4A8 and 6 dB at W8A8 here (measured).
+    const bool full = std::getenv("TCOMP_FULL_EVAL") != nullptr;
+    const index_t calib_count = full ? 5 : 2;
+    const model::layer_statistics stats =
+        model::collect_input_statistics([&] { (void)fp32.decode(std::span<const float>(calib_latents).first(static_cast<std::size_t>(calib_count * 32 * 32 * 32)), calib_count, 32, 32); });
+    CHECK(stats.size() == fp32.convs().size());
+    auto run = [&](const char* spelling, const char* method) {
+        const descriptor d = parse_descriptor(spelling);
+        const calib::method m = calib::parse_method(method);
+        const taef2_conv_builder build = [&](const std::string& layer, std::span<const float> w, index_t out, index_t in,
+                                             index_t kernel, index_t padding, std::span<const float> bias) {
+            const dense_matrix<float> wk = conv2d::im2col_weights(w, out, in, kernel);
+            return std::optional<conv2d>(conv2d::from_compressed(calib::apply(m, wk.view(), &stats.at(layer), d), in,
+                                                                 kernel, padding, bias, layer));
+        };
+        const taef2_decoder dec = taef2_decoder::load(taef2_dir, {}, "fp32", build);
+        const quality q = run_policy(dec, dev.latents, dev.decoded);
+        std::printf("[taef2] %-28s %-12s PSNR %.2f dB, SSIM %.5f vs fp32 (calibrated on %d other latents)\n", spelling,
+                    method, q.psnr, q.ssim, static_cast<int>(calib_count));
+        return q.psnr;
+    };
+    // CI runs the four below; TCOMP_FULL_EVAL=1 adds AWQ + GPTQ at W4A8 and GPTQ at W8A8 (the report's).
+    const double w4_rtn = run("w=int4:g32 a=int8:token", "rtn");
+    const double w4_gptq = run("w=int4:g32 a=int8:token", "gptq");
+    CHECK(w4_rtn == Approx(25.18).margin(0.05));  // the typed w4a8_g32 policy's figure (check_policy above)
+    CHECK(w4_gptq > (full ? 31.5 : 30.5));         // measured 31.80 on 5 latents, 31.07 on 2 (regression floor)
+    const double w8_rtn = run("w=int8:channel a=int8:token", "rtn");
+    const double w8_sq = run("w=int8:channel a=int8:token", "smoothquant");
+    CHECK(w8_rtn == Approx(40.97).margin(0.05));
+    CHECK(w8_sq > 44.5);  // measured 45.34 on 5 latents, 45.11 on 2
+    if (full) {
+        CHECK(run("w=int4:g32 a=int8:token", "awq+gptq") > w4_rtn);  // measured 32.01
+        CHECK(run("w=int8:channel a=int8:token", "gptq") > w8_rtn);   // measured 43.42
+    }
 }
 #else
 TEST_CASE("taef2_decoder: full dev-set decodes need an optimized build", "[taef2]") {

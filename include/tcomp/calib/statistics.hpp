@@ -32,13 +32,20 @@ class input_statistics {
 public:
     input_statistics() = default;
     /// k input channels; `with_hessian`: also accumulate sum x^T x (k x k doubles); `sample_rows`: keep a
-    /// uniform sample of up to that many rows (0: none).
-    explicit input_statistics(index_t k, bool with_hessian = true, index_t sample_rows = 0)
+    /// uniform sample of up to that many rows (0: none); `hessian_stride`: the Hessian sums every s-th row of
+    /// the stream (1: every row). Convolutions give a layer hundreds of thousands of strongly correlated im2col
+    /// rows; the Hessian costs rows x K^2, and GPTQ's result depends on its shape, not its scale (hessian_rows()
+    /// says how many rows it sums). The other statistics always see every row.
+    explicit input_statistics(index_t k, bool with_hessian = true, index_t sample_rows = 0,
+                              index_t hessian_stride = 1)
         : k_(k), sample_capacity_(sample_rows), sum_sq_(static_cast<std::size_t>(k), 0.0), absmax_(static_cast<std::size_t>(k), 0.0f),
           min_(static_cast<std::size_t>(k), std::numeric_limits<float>::infinity()),
           max_(static_cast<std::size_t>(k), -std::numeric_limits<float>::infinity()) {
         if (k <= 0) tcomp::detail::throw_error<shape_error>("input_statistics: ", k, " input channels (need at least 1)");
-        if (with_hessian) hessian_ = Eigen::MatrixXd::Zero(k, k);
+        if (with_hessian) hessian_ = Eigen::MatrixXd::Zero(k, k), hdiag_.assign(static_cast<std::size_t>(k), 0.0);
+        if (hessian_stride < 1)
+            tcomp::detail::throw_error<shape_error>("input_statistics: a Hessian stride of ", hessian_stride, " (need >= 1)");
+        hessian_stride_ = hessian_stride;
         if (sample_rows < 0)
             tcomp::detail::throw_error<shape_error>("input_statistics: a sample of ", sample_rows, " rows");
     }
@@ -64,13 +71,23 @@ public:
             // The batch's x^T x in float (a GEMM at twice double's SIMD width: 3-10x faster here), accumulated in
             // double across batches; the diagonal is set from the double sums of squares, so it is exact.
             using row_major_f = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-            row_major_f xf(x.rows(), k_);
-            for (index_t r = 0; r < x.rows(); ++r)
-                for (index_t c = 0; c < k_; ++c) xf(r, c) = x(r, c);
+            // Rows t (over the whole stream) with t % stride == 0.
+            const index_t first = (hessian_stride_ - rows_ % hessian_stride_) % hessian_stride_;
+            const index_t used = first < x.rows() ? (x.rows() - first + hessian_stride_ - 1) / hessian_stride_ : 0;
+            row_major_f xf(used, k_);
+            for (index_t i = 0; i < used; ++i) {
+                const index_t r = first + i * hessian_stride_;
+                for (index_t c = 0; c < k_; ++c) {
+                    const float v = x(r, c);
+                    xf(i, c) = v;
+                    hdiag_[static_cast<std::size_t>(c)] += static_cast<double>(v) * static_cast<double>(v);
+                }
+            }
             Eigen::MatrixXf batch(k_, k_);
             batch.noalias() = xf.transpose() * xf;
             hessian_.triangularView<Eigen::StrictlyLower>() += batch.cast<double>();
-            for (index_t c = 0; c < k_; ++c) hessian_(c, c) = sum_sq_[static_cast<std::size_t>(c)];
+            for (index_t c = 0; c < k_; ++c) hessian_(c, c) = hdiag_[static_cast<std::size_t>(c)];
+            hessian_rows_ += used;
         }
         // Algorithm R: row t (0-based over all rows) replaces a random slot with probability S / (t + 1).
         for (index_t r = 0; r < x.rows() && sample_capacity_ > 0; ++r) {
@@ -96,7 +113,11 @@ public:
             min_[i] = std::min(min_[i], other.min_[i]);
             max_[i] = std::max(max_[i], other.max_[i]);
         }
-        if (has_hessian()) hessian_.triangularView<Eigen::Lower>() += other.hessian_;
+        if (has_hessian()) {
+            hessian_.triangularView<Eigen::Lower>() += other.hessian_;
+            for (std::size_t i = 0; i < hdiag_.size(); ++i) hdiag_[i] += other.hdiag_[i];
+            hessian_rows_ += other.hessian_rows_;
+        }
         merge_sample(other);
         rows_ += other.rows_;
     }
@@ -108,9 +129,10 @@ public:
         std::vector<float> absmax, min, max;
         std::vector<double> hessian;  // k x k row-major (symmetric), or empty
         std::vector<float> sample;    // sample rows x k row-major, or empty
+        index_t hessian_rows = 0;     // rows the Hessian sums (0: all rows)
     };
     parts to_parts() const {
-        parts p{rows_, sum_sq_, absmax_, min_, max_, {}, sample_};
+        parts p{rows_, sum_sq_, absmax_, min_, max_, {}, sample_, hessian_rows_ == rows_ ? 0 : hessian_rows_};
         if (has_hessian()) {
             const Eigen::MatrixXd h = hessian_.selfadjointView<Eigen::Lower>();
             p.hessian.resize(static_cast<std::size_t>(k_ * k_));
@@ -156,11 +178,18 @@ public:
                     if (!std::isfinite(a) || a != b) fail("the Hessian is not finite and symmetric at (", i, ", ", j, ")");
                     s.hessian_(i, j) = a;
                 }
+            const bool all_rows = p.hessian_rows == 0 || p.hessian_rows == p.rows;
+            if (p.hessian_rows < 0 || p.hessian_rows > p.rows)
+                fail("the Hessian sums ", p.hessian_rows, " rows of the ", p.rows, " observed");
             for (index_t i = 0; i < k; ++i) {
                 const double d = s.hessian_(i, i), want = p.sum_sq[static_cast<std::size_t>(i)];
-                if (std::fabs(d - want) > 1e-6 * std::max(1.0, std::fabs(want)))
-                    fail("the Hessian's diagonal (", d, " at ", i, ") is not the channel's sum of squares (", want, ")");
+                // Over every row the diagonal is the channel's sum of squares; over a subset it cannot exceed it.
+                if (all_rows ? std::fabs(d - want) > 1e-6 * std::max(1.0, std::fabs(want)) : d < 0.0 || d > want * (1 + 1e-6))
+                    fail("the Hessian's diagonal (", d, " at ", i, ") disagrees with the channel's sum of squares (",
+                         want, all_rows ? ")" : ", a bound: the Hessian sums a subset of the rows)");
+                s.hdiag_[static_cast<std::size_t>(i)] = d;
             }
+            s.hessian_rows_ = all_rows ? p.rows : p.hessian_rows;
         }
         s.rows_ = p.rows;
         s.sample_ = std::move(p.sample);
@@ -172,6 +201,8 @@ public:
     /// Calibration rows seen so far.
     index_t rows() const { return rows_; }
     bool has_hessian() const { return hessian_.size() > 0; }
+    /// Rows the Hessian sums (rows() with a stride of 1).
+    index_t hessian_rows() const { return hessian_rows_; }
     /// The sampled rows (sample_count() x channels(), row-major; empty without a sample).
     matrix_view<const float> sample() const { return {sample_.data(), sample_count(), k_}; }
     index_t sample_count() const { return k_ == 0 ? 0 : static_cast<index_t>(sample_.size()) / k_; }
@@ -192,9 +223,11 @@ public:
             out.absmax_[i] /= s[i], out.min_[i] /= s[i], out.max_[i] /= s[i];
         }
         if (has_hessian())
-            for (index_t i = 0; i < k_; ++i)
+            for (index_t i = 0; i < k_; ++i) {
                 for (index_t j = 0; j <= i; ++j)
                     out.hessian_(i, j) /= static_cast<double>(s[static_cast<std::size_t>(i)]) * s[static_cast<std::size_t>(j)];
+                out.hdiag_[static_cast<std::size_t>(i)] = out.hessian_(i, i);
+            }
         for (std::size_t i = 0; i < out.sample_.size(); ++i) out.sample_[i] /= s[i % s.size()];
         return out;
     }
@@ -277,6 +310,8 @@ private:
     std::vector<double> sum_sq_;
     std::vector<float> absmax_, min_, max_;
     Eigen::MatrixXd hessian_;  // lower triangle filled
+    std::vector<double> hdiag_;  // the Hessian's diagonal: sums of squares over its rows, in double
+    index_t hessian_stride_ = 1, hessian_rows_ = 0;
 };
 
 }  // namespace tcomp::calib

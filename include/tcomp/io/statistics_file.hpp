@@ -9,6 +9,7 @@
 //   <layer>.max       F32 [K]      max x
 //   <layer>.hessian   F64 [K, K]   sum x^T x (optional)
 //   <layer>.sample    F32 [S, K]   a uniform sample of S of the rows (optional)
+//   <layer>.hessian_rows I64 [1]   rows the Hessian sums, when a subset (optional; absent: every row)
 //
 // Loading checks everything before use: the marker, every tensor's dtype and shape against the layer's K, the
 // values (input_statistics::from_parts), and no tensor left over; each error names the file and the tensor.
@@ -68,6 +69,10 @@ inline void write_statistics(const std::filesystem::path& path, const statistics
         w.add_f32(layer + ".min", {k}, p.min);
         w.add_f32(layer + ".max", {k}, p.max);
         if (!p.hessian.empty()) w.add(layer + ".hessian", dtype::f64, {k, k}, tcomp::detail::statistics_bytes(p.hessian));
+        if (p.hessian_rows > 0) {
+            const std::vector<std::int64_t> hr{p.hessian_rows};
+            w.add(layer + ".hessian_rows", dtype::i64, {1}, tcomp::detail::statistics_bytes(hr));
+        }
         if (!p.sample.empty()) w.add_f32(layer + ".sample", {static_cast<std::int64_t>(p.sample.size()) / k, k}, p.sample);
     }
     w.write(path);
@@ -116,6 +121,8 @@ inline statistics_map read_statistics(const safetensors_file& f) {
         p.min = tcomp::detail::statistics_values<float>(need("min", dtype::f32, {k}));
         p.max = tcomp::detail::statistics_values<float>(need("max", dtype::f32, {k}));
         if (f.contains(layer + ".hessian")) p.hessian = tcomp::detail::statistics_values<double>(need("hessian", dtype::f64, {k, k}));
+        if (f.contains(layer + ".hessian_rows"))
+            p.hessian_rows = tcomp::detail::statistics_values<std::int64_t>(need("hessian_rows", dtype::i64, {1}))[0];
         if (const std::string sample = layer + ".sample"; f.contains(sample)) {
             const std::vector<std::int64_t>& shape = f.tensor(sample).shape;
             if (shape.size() != 2 || shape[0] < 1)

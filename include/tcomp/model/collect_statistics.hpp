@@ -21,6 +21,9 @@ struct statistics_options {
     bool hessian = true;
     /// Rows kept per layer as a uniform sample (SmoothQuant's and the static activation scales' searches).
     index_t sample_rows = 256;
+    /// The Hessians sum every s-th row of each layer's input (see input_statistics): convolutions have many,
+    /// strongly correlated im2col rows.
+    index_t hessian_stride = 1;
 };
 
 /// Runs feed() under a tap; returns the statistics of every layer it reached. A layer seen with two widths (two
@@ -29,7 +32,7 @@ inline layer_statistics collect_input_statistics(const std::function<void()>& fe
     layer_statistics out;
     input_tap tap([&](const std::string& layer, matrix_view<const float> x) {
         auto it = out.find(layer);
-        if (it == out.end()) it = out.emplace(layer, calib::input_statistics(x.cols(), options.hessian, options.sample_rows)).first;
+        if (it == out.end()) it = out.emplace(layer, calib::input_statistics(x.cols(), options.hessian, options.sample_rows, options.hessian_stride)).first;
         if (it->second.channels() != x.cols())
             tcomp::detail::throw_error<shape_error>("collect_input_statistics: layer '", layer, "' was seen with ",
                                                     it->second.channels(), " and with ", x.cols(),

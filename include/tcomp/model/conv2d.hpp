@@ -121,15 +121,39 @@ public:
             tcomp::detail::throw_error<shape_error>("conv2d '", c.name, "': weight has ", weight_oihw.size(),
                                                     " values, expected ", out_channels, "x", in_channels, "x",
                                                     kernel, "x", kernel, " = ", out_channels * k_dim);
-        // [o][ci][ky][kx] -> [o][(ky * k + kx) * Cin + ci]: the im2col order.
-        std::vector<float> w(weight_oihw.size());
+        const dense_matrix<float> w = im2col_weights(weight_oihw, out_channels, in_channels, kernel);
+        c.gemm_ = linear::make(policy_name, w.view(), bias, c.name);
+        c.in_ = in_channels, c.out_ = out_channels, c.kernel_ = kernel, c.padding_ = padding;
+        return c;
+    }
+
+    /// PyTorch's [o][ci][ky][kx] weights as the GEMM's W[out x k*k*Cin], columns in the im2col order
+    /// (ky * k + kx) * Cin + ci: what a calibration method compresses for from_compressed (its statistics are of
+    /// the im2col rows, in the same order).
+    static dense_matrix<float> im2col_weights(std::span<const float> weight_oihw, index_t out_channels,
+                                              index_t in_channels, index_t kernel) {
+        const index_t k_dim = kernel * kernel * in_channels;
+        dense_matrix<float> w(out_channels, k_dim);
         for (index_t o = 0; o < out_channels; ++o)
             for (index_t ci = 0; ci < in_channels; ++ci)
                 for (index_t t = 0; t < kernel * kernel; ++t)
-                    w[static_cast<std::size_t>(o * k_dim + t * in_channels + ci)] =
-                        weight_oihw[static_cast<std::size_t>((o * in_channels + ci) * kernel * kernel + t)];
-        c.gemm_ = linear::make(policy_name, matrix_view<const float>(w.data(), out_channels, k_dim), bias, c.name);
-        c.in_ = in_channels, c.out_ = out_channels, c.kernel_ = kernel, c.padding_ = padding;
+                    w(o, t * in_channels + ci) = weight_oihw[static_cast<std::size_t>((o * in_channels + ci) * kernel * kernel + t)];
+        return w;
+    }
+
+    /// A conv whose GEMM weights were compressed elsewhere (W[out x k*k*Cin] in the im2col order, e.g. from
+    /// im2col_weights through a calibration method): run as stored, never re-quantized.
+    static conv2d from_compressed(compressed_tensor t, index_t in_channels, index_t kernel, index_t padding,
+                                  std::span<const float> bias = {}, std::string layer_name = {}) {
+        conv2d c;
+        c.name = std::move(layer_name);
+        if (in_channels <= 0 || kernel <= 0 || padding < 0 || t.cols() != kernel * kernel * in_channels)
+            tcomp::detail::throw_error<shape_error>("conv2d '", c.name, "': compressed weights ", t.rows(), "x", t.cols(),
+                                                    " for ", in_channels, " input channels and kernel ", kernel,
+                                                    " (K must be kernel^2 * Cin), padding ", padding);
+        c.out_ = t.rows();
+        c.gemm_ = linear::from_compressed(std::move(t), bias, c.name);
+        c.in_ = in_channels, c.kernel_ = kernel, c.padding_ = padding;
         return c;
     }
 

@@ -33,6 +33,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <optional>
 #include <map>
 #include <set>
 #include <span>
@@ -214,17 +216,24 @@ struct taef2_tensor {
 using taef2_weights = std::map<std::string, taef2_tensor, std::less<>>;
 /// Conv layer name -> policy name (policy_registry.hpp); layers not listed take the default policy.
 using taef2_policy_map = std::map<std::string, std::string, std::less<>>;
+/// Makes a conv itself (e.g. compressed by a calibration method: conv2d::im2col_weights, then
+/// conv2d::from_compressed), or nullopt for the policy map's conv2d::make. Arguments: layer name, PyTorch
+/// weights [out][in][k][k], out, in, kernel, padding, bias.
+using taef2_conv_builder = std::function<std::optional<conv2d>(const std::string& layer, std::span<const float> weight_oihw,
+                                                               index_t out, index_t in, index_t kernel, index_t padding,
+                                                               std::span<const float> bias)>;
 
 class taef2_decoder {
 public:
     /// Builds the network of `config` from `weights` (see the file comment for what is checked); `origin`
     /// names the weights in errors.
     taef2_decoder(taef2_config config, const taef2_weights& weights, const taef2_policy_map& policies = {},
-                  std::string_view default_policy = "fp32", std::string origin = "weights")
+                  std::string_view default_policy = "fp32", std::string origin = "weights",
+                  const taef2_conv_builder& build_conv = {})
         : config_(std::move(config)) {
         config_.validate();
         require_known_policy(default_policy, "taef2_decoder: default policy");
-        builder b{weights, policies, std::string(default_policy), std::move(origin), {}};
+        builder b{weights, policies, std::string(default_policy), std::move(origin), {}, build_conv};
         build(b);
         // Every policy entry must name a conv that exists: a typo would otherwise leave a layer in fp32.
         for (const auto& entry : policies) {
@@ -244,13 +253,13 @@ public:
 
     /// config.json and model.safetensors of `dir` (F16/BF16/F32 weights, widened to float).
     static taef2_decoder load(const std::filesystem::path& dir, const taef2_policy_map& policies = {},
-                              std::string_view default_policy = "fp32") {
+                              std::string_view default_policy = "fp32", const taef2_conv_builder& build_conv = {}) {
         taef2_config config = taef2_config::from_file(dir / "config.json");
         const auto path = dir / "model.safetensors";
         const io::safetensors_file file = io::safetensors_file::open(path);
         taef2_weights weights;
         for (const io::tensor_view& t : file.tensors()) weights[t.name] = taef2_tensor{t.shape, io::to_float(t)};
-        return taef2_decoder(std::move(config), weights, policies, default_policy, path.string());
+        return taef2_decoder(std::move(config), weights, policies, default_policy, path.string(), build_conv);
     }
 
     taef2_decoder(taef2_decoder&&) noexcept = default;
@@ -345,6 +354,7 @@ private:
         std::string default_policy;
         std::string origin;
         std::set<std::string, std::less<>> used;
+        const taef2_conv_builder& build_conv;
 
         const taef2_tensor* find(const std::string& name) const {
             const auto it = weights.find(name);
@@ -382,6 +392,8 @@ private:
         }
         conv2d conv(const std::string& layer, const taef2_tensor& w, std::span<const float> bias, index_t padding) {
             const auto d = [&](std::size_t i) { return static_cast<index_t>(w.shape[i]); };
+            if (build_conv)
+                if (std::optional<conv2d> c = build_conv(layer, w.data, d(0), d(1), d(2), padding, bias)) return std::move(*c);
             return conv2d::make(policy_of(layer), w.data, d(0), d(1), d(2), padding, bias, layer);
         }
     };
