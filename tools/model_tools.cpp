@@ -40,8 +40,7 @@
 #include "tcomp/model/llama_loader.hpp"
 #include "tcomp/model/mlp_classifier.hpp"
 
-namespace tcomp::tools {
-namespace {
+namespace tcomp::tools::model_cli {
 
 namespace fs = std::filesystem;
 
@@ -205,9 +204,7 @@ constexpr const char* eval_usage =
     "         MLP checkpoint (DATA: images + labels; accuracy)\n"
     "  FILE   the compressed model (tcomp-quantize's output); without it MODEL is evaluated against itself\n";
 
-}  // namespace
-
-int calibrate_main(int argc, char** argv) {
+int calibrate(int argc, char** argv) {
     constexpr std::string_view with_value[] = {"--data", "-o", "--rows", "--sample"};
     constexpr std::string_view flags[] = {"--no-hessian"};
     std::string why;
@@ -237,7 +234,8 @@ int calibrate_main(int argc, char** argv) {
         if (is_llama_dir(model)) {
             model::llama_model m = model::load_llama(model);
             const token_data d = read_tokens(data, m.config().vocab_size);
-            const auto [a, b] = parse_rows(rows, d.stories(), "stories");
+            const std::pair<std::int64_t, std::int64_t> range = parse_rows(rows, d.stories(), "stories");
+            const std::int64_t a = range.first, b = range.second;  // (not a structured binding: Clang 14 cannot capture those)
             stats = model::collect_input_statistics([&] {
                 for (std::int64_t s = a; s < b; ++s) (void)m.forward(d.story(s));
             }, so);
@@ -262,7 +260,7 @@ int calibrate_main(int argc, char** argv) {
     }
 }
 
-int eval_main(int argc, char** argv) {
+int eval(int argc, char** argv) {
     constexpr std::string_view with_value[] = {"--data", "--compressed", "--rows"};
     std::string why;
     const std::optional<arguments> args = parse_arguments(argc, argv, with_value, {}, why);
@@ -325,4 +323,9 @@ int eval_main(int argc, char** argv) {
     }
 }
 
+}  // namespace tcomp::tools::model_cli
+
+namespace tcomp::tools {
+int calibrate_main(int argc, char** argv) { return model_cli::calibrate(argc, argv); }
+int eval_main(int argc, char** argv) { return model_cli::eval(argc, argv); }
 }  // namespace tcomp::tools

@@ -7,6 +7,8 @@
 // descriptor-driven reference path), then its components, indented. Ends with a total line.
 // The whole file is validated first (io/compressed_model.hpp), so a damaged file is an error, not a listing.
 // Exit status: 0 on success, 2 on bad arguments, 1 when the file cannot be read or is invalid.
+#include "model_tools.hpp"
+
 #include <cstdint>
 #include <cstdio>
 #include <exception>
@@ -19,15 +21,17 @@
 #include "tcomp/io/safetensors.hpp"
 #include "tcomp/model/linear.hpp"
 
-namespace {
+namespace tcomp::tools::inspect_cli {
 
 constexpr const char* usage = "usage: tcomp-inspect FILE.safetensors\n";
 
 std::string shape_text(const std::vector<std::int64_t>& s) { return tcomp::detail::st_shape_string(s); }
 
-}  // namespace
+}  // namespace tcomp::tools::inspect_cli
 
-int main(int argc, char** argv) {
+namespace tcomp::tools::inspect_cli {
+
+int run(int argc, char** argv) {
     if (argc == 2 && (std::string_view(argv[1]) == "-h" || std::string_view(argv[1]) == "--help")) {
         std::printf("%s", usage);
         return 0;
@@ -94,3 +98,9 @@ int main(int argc, char** argv) {
         return 1;
     }
 }
+
+}  // namespace tcomp::tools::inspect_cli
+
+namespace tcomp::tools {
+int inspect_main(int argc, char** argv) { return inspect_cli::run(argc, argv); }
+}  // namespace tcomp::tools

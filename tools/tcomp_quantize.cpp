@@ -29,6 +29,8 @@
 // model::load_llama_compressed and checks that its logits for a fixed 16-token prompt equal, bit for bit, those
 // of the in-memory model built from IN with the same recipe (each layer compressed by its method).
 // Exit status: 0 on success, 2 on bad arguments, 1 on any other error (the message names what and where).
+#include "model_tools.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -48,7 +50,7 @@
 #include "tcomp/model/llama_loader.hpp"
 #include "tcomp/model/recipe.hpp"
 
-namespace {
+namespace tcomp::tools::quantize_cli {
 
 namespace fs = std::filesystem;
 using namespace tcomp;
@@ -136,9 +138,11 @@ std::string verify_llama(const fs::path& in, const fs::path& out, const model::p
            std::to_string(prompt.size()) + " tokens equal the in-memory model's (load_llama + the recipe), bit for bit";
 }
 
-}  // namespace
+}  // namespace tcomp::tools::quantize_cli
 
-int main(int argc, char** argv) {
+namespace tcomp::tools::quantize_cli {
+
+int run(int argc, char** argv) {
     std::vector<std::string> positional;
     std::string recipe_path, stats_path, method_name;
     bool verify = false;
@@ -287,3 +291,9 @@ int main(int argc, char** argv) {
         return 1;
     }
 }
+
+}  // namespace tcomp::tools::quantize_cli
+
+namespace tcomp::tools {
+int quantize_main(int argc, char** argv) { return quantize_cli::run(argc, argv); }
+}  // namespace tcomp::tools

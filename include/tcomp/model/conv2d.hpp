@@ -10,10 +10,15 @@
 //    gathering single floats across planes as NCHW would;
 //  - an im2col row is one output pixel, so a per-token activation quantizer scales each pixel's receptive
 //    field on its own.
-// The weight is reshaped from PyTorch's [Cout][Cin][k][k] to W[Cout x K], K = k*k*Cin in the im2col order
-// (kernel row, kernel column, channel; channels fastest): a per_group<G> policy groups G channels of one
-// kernel tap. K must satisfy the policy (e.g. K % G == 0), else the policy's own error names the layer; the
-// format never changes silently.
+// The weight is reshaped from PyTorch's [Cout][Cin][k][k] to W[Cout x K], K = k*k*Cin, in one of two column
+// orders, a choice of the layer (conv_weight_order) that im2col follows:
+//   taps      (kernel row, kernel column, channel; channels fastest): one memcpy of k*Cin floats per kernel row;
+//             a per_group<G> policy groups G channels of one kernel tap;
+//   channels  (channel, kernel row, kernel column): PyTorch's flattened order; a group holds G/(k*k) whole
+//             channels' kernels, whose weights are more alike (TAEF2: +2.6 dB at symmetric 4-bit g32, measured
+//             in the calibration issue), at the price of a gather in im2col.
+// K must satisfy the policy (e.g. K % G == 0), else the policy's own error names the layer; the format never
+// changes silently.
 //
 // The image is processed in tiles of output rows whose im2col buffer stays within im2col_budget_bytes (at
 // least one output row), so memory stays bounded for any image size; threads take contiguous runs of tiles,
@@ -40,6 +45,17 @@
 #include "tcomp/model/linear.hpp"
 
 namespace tcomp::model {
+
+/// The order of a conv's GEMM columns (see the file comment). The strings are stable (recipes, files).
+enum class conv_weight_order { taps, channels };
+
+inline std::string_view to_string(conv_weight_order o) { return o == conv_weight_order::taps ? "taps" : "channels"; }
+
+inline conv_weight_order parse_conv_weight_order(std::string_view s) {
+    if (s == "taps") return conv_weight_order::taps;
+    if (s == "channels") return conv_weight_order::channels;
+    tcomp::detail::throw_error<error>("unknown conv weight order \"", s, "\"; known: taps (ky, kx, ci), channels (ci, ky, kx)");
+}
 
 /// One image in NHWC order: data[(y * width + x) * channels + c].
 struct feature_map {
@@ -109,7 +125,7 @@ public:
     /// (with the layer name) when it cannot take K = k*k*in_channels.
     static conv2d make(std::string_view policy_name, std::span<const float> weight_oihw, index_t out_channels,
                        index_t in_channels, index_t kernel, index_t padding, std::span<const float> bias = {},
-                       std::string layer_name = {}) {
+                       std::string layer_name = {}, conv_weight_order order = conv_weight_order::taps) {
         conv2d c;
         c.name = std::move(layer_name);
         if (out_channels <= 0 || in_channels <= 0 || kernel <= 0 || padding < 0)
@@ -121,30 +137,36 @@ public:
             tcomp::detail::throw_error<shape_error>("conv2d '", c.name, "': weight has ", weight_oihw.size(),
                                                     " values, expected ", out_channels, "x", in_channels, "x",
                                                     kernel, "x", kernel, " = ", out_channels * k_dim);
-        const dense_matrix<float> w = im2col_weights(weight_oihw, out_channels, in_channels, kernel);
+        const dense_matrix<float> w = im2col_weights(weight_oihw, out_channels, in_channels, kernel, order);
         c.gemm_ = linear::make(policy_name, w.view(), bias, c.name);
-        c.in_ = in_channels, c.out_ = out_channels, c.kernel_ = kernel, c.padding_ = padding;
+        c.in_ = in_channels, c.out_ = out_channels, c.kernel_ = kernel, c.padding_ = padding, c.order_ = order;
         return c;
     }
 
-    /// PyTorch's [o][ci][ky][kx] weights as the GEMM's W[out x k*k*Cin], columns in the im2col order
-    /// (ky * k + kx) * Cin + ci: what a calibration method compresses for from_compressed (its statistics are of
-    /// the im2col rows, in the same order).
+    /// PyTorch's [o][ci][ky][kx] weights as the GEMM's W[out x k*k*Cin], columns in `order` ((ky * k + kx) * Cin
+    /// + ci for taps, ci * k * k + ky * k + kx for channels): what a calibration method compresses for
+    /// from_compressed. Its statistics must be of im2col rows in the same order (a conv of that order).
     static dense_matrix<float> im2col_weights(std::span<const float> weight_oihw, index_t out_channels,
-                                              index_t in_channels, index_t kernel) {
-        const index_t k_dim = kernel * kernel * in_channels;
+                                              index_t in_channels, index_t kernel,
+                                              conv_weight_order order = conv_weight_order::taps) {
+        const index_t k_dim = kernel * kernel * in_channels, kk = kernel * kernel;
+        if (static_cast<index_t>(weight_oihw.size()) != out_channels * k_dim)
+            tcomp::detail::throw_error<shape_error>("conv2d::im2col_weights: ", weight_oihw.size(), " values for ",
+                                                    out_channels, "x", in_channels, "x", kernel, "x", kernel);
         dense_matrix<float> w(out_channels, k_dim);
         for (index_t o = 0; o < out_channels; ++o)
             for (index_t ci = 0; ci < in_channels; ++ci)
-                for (index_t t = 0; t < kernel * kernel; ++t)
-                    w(o, t * in_channels + ci) = weight_oihw[static_cast<std::size_t>((o * in_channels + ci) * kernel * kernel + t)];
+                for (index_t t = 0; t < kk; ++t)
+                    w(o, order == conv_weight_order::taps ? t * in_channels + ci : ci * kk + t) =
+                        weight_oihw[static_cast<std::size_t>((o * in_channels + ci) * kk + t)];
         return w;
     }
 
     /// A conv whose GEMM weights were compressed elsewhere (W[out x k*k*Cin] in the im2col order, e.g. from
     /// im2col_weights through a calibration method): run as stored, never re-quantized.
     static conv2d from_compressed(compressed_tensor t, index_t in_channels, index_t kernel, index_t padding,
-                                  std::span<const float> bias = {}, std::string layer_name = {}) {
+                                  std::span<const float> bias = {}, std::string layer_name = {},
+                                  conv_weight_order order = conv_weight_order::taps) {
         conv2d c;
         c.name = std::move(layer_name);
         if (in_channels <= 0 || kernel <= 0 || padding < 0 || t.cols() != kernel * kernel * in_channels)
@@ -153,7 +175,7 @@ public:
                                                     " (K must be kernel^2 * Cin), padding ", padding);
         c.out_ = t.rows();
         c.gemm_ = linear::from_compressed(std::move(t), bias, c.name);
-        c.in_ = in_channels, c.kernel_ = kernel, c.padding_ = padding;
+        c.in_ = in_channels, c.kernel_ = kernel, c.padding_ = padding, c.order_ = order;
         return c;
     }
 
@@ -161,6 +183,7 @@ public:
     index_t out_channels() const { return out_; }
     index_t kernel() const { return kernel_; }
     index_t padding() const { return padding_; }
+    conv_weight_order weight_order() const { return order_; }
     /// The GEMM's reduction length, k*k*Cin: what a per_group policy must divide.
     index_t k_dim() const { return kernel_ * kernel_ * in_; }
     index_t out_height(index_t height) const { return height + 2 * padding_ - kernel_ + 1; }
@@ -202,7 +225,7 @@ public:
         y.data.resize(static_cast<std::size_t>(oh * ow * out_));
 
         const index_t k_dim = this->k_dim();
-        const bool direct = kernel_ == 1 && padding_ == 0;  // the image already is X
+        const bool direct = kernel_ == 1 && padding_ == 0;  // the image already is X (both orders agree for k = 1)
         const index_t row_floats = ow * (direct ? 1 : k_dim);
         index_t tile_rows = std::max<index_t>(
             1, static_cast<index_t>(im2col_budget_bytes / sizeof(float)) / std::max<index_t>(row_floats, 1));
@@ -241,9 +264,27 @@ public:
     }
 
 private:
-    /// Rows [y0, y0 + rows) of the output as im2col rows (one per output pixel, K = k*k*Cin each).
+    /// Rows [y0, y0 + rows) of the output as im2col rows (one per output pixel, K = k*k*Cin each, in order_).
     void im2col(const feature_map& x, index_t y0, index_t rows, index_t ow, float* cols) const {
         const index_t k = kernel_, c = in_, k_dim = this->k_dim();
+        if (order_ == conv_weight_order::channels) {
+            const index_t kk = k * k;
+            for (index_t oy = y0; oy < y0 + rows; ++oy)
+                for (index_t ox = 0; ox < ow; ++ox) {
+                    float* row = cols + ((oy - y0) * ow + ox) * k_dim;
+                    for (index_t ky = 0; ky < k; ++ky)
+                        for (index_t kx = 0; kx < k; ++kx) {
+                            const index_t iy = oy + ky - padding_, ix = ox + kx - padding_, t = ky * k + kx;
+                            if (iy < 0 || iy >= x.height || ix < 0 || ix >= x.width) {
+                                for (index_t ci = 0; ci < c; ++ci) row[ci * kk + t] = 0.0f;
+                                continue;
+                            }
+                            const float* px = x.pixel(iy, ix);
+                            for (index_t ci = 0; ci < c; ++ci) row[ci * kk + t] = px[ci];
+                        }
+                }
+            return;
+        }
         for (index_t oy = y0; oy < y0 + rows; ++oy)
             for (index_t ox = 0; ox < ow; ++ox) {
                 float* row = cols + ((oy - y0) * ow + ox) * k_dim;
@@ -268,6 +309,7 @@ private:
 
     linear gemm_;
     index_t in_ = 0, out_ = 0, kernel_ = 0, padding_ = 0;
+    conv_weight_order order_ = conv_weight_order::taps;
 };
 
 /// limit * tanh(x / limit) in place: the soft clamp TAESD applies to latents (limit 3).
