@@ -686,6 +686,7 @@ TEST_CASE("stories260K: greedy text, logits and dev perplexity match the FP32 re
     const double err_step = max_abs_diff(inc, ref_logits);
     CHECK(err_step < 1e-4);
 
+#ifdef NDEBUG
     const dev_set d = load_dev_set();
     REQUIRE(d.offsets.size() == 41);
     const eval_result r = evaluate(m, d, nullptr, nullptr);
@@ -694,6 +695,12 @@ TEST_CASE("stories260K: greedy text, logits and dev perplexity match the FP32 re
     std::printf("stories260K FP32: greedy %td/%zu ids match, max |logit err| forward %.3g step %.3g, "
                 "dev perplexity %.6f over %zu tokens, %zu weight bytes\n",
                 matching, expected.size(), err, err_step, r.perplexity, r.tokens, m.weight_bytes());
+#else
+    // The sanitizer build has run the forward pass, the cache and the greedy loop above; the 12,571-token dev
+    // perplexity (45 s under ASan at -O0) runs in optimized builds.
+    WARN("SKIPPED in this unoptimized build: the dev-set perplexity (greedy " << matching << "/" << expected.size()
+         << " ids, logits " << err << " / " << err_step << " checked)");
+#endif
 }
 
 TEST_CASE("stories260K compressed: W8A8 tight, W4A8 looser, policies that cannot take a layer say so",
