@@ -125,9 +125,6 @@ inline dense_matrix<float> scale_columns(matrix_view<const float> w, std::span<c
     return out;
 }
 
-/// The weights a smoothed tensor's layer multiplies x by (dequantized, divided by s).
-inline dense_matrix<float> effective(const compressed_tensor& t) { return effective_weights(t); }
-
 }  // namespace detail
 
 /// AWQ of W[N x K] under descriptor d with the statistics of the layer's input. The result carries its
@@ -174,7 +171,7 @@ inline compressed_tensor awq(matrix_view<const float> w, const input_statistics&
         for (float& v : s) v /= norm;
         compressed_tensor t = compress(d, detail::scale_columns(w, s).view());
         t.smoothing = s;
-        const double e = measure(detail::effective(t));
+        const double e = measure(effective_weights(t));
         if (e < best_error) best = std::move(t), best_error = e, best_alpha = alpha;
     }
 
@@ -194,7 +191,7 @@ inline compressed_tensor awq(matrix_view<const float> w, const input_statistics&
             t.storage = tcomp::detail::encode(f, d.weights, d.sparsity, ws.view(), {}, table, {}, "awq");
         }
         t.smoothing = best.smoothing;
-        const double e = measure(detail::effective(t));
+        const double e = measure(effective_weights(t));
         if (e < best_error || options.gptq) best = std::move(t), best_error = e, clipped = true;
     }
     if (report != nullptr) {
@@ -202,7 +199,7 @@ inline compressed_tensor awq(matrix_view<const float> w, const input_statistics&
         // float or the sample).
         const bool exact = h.size() > 0;
         *report = awq_report{best_alpha, clipped,
-                             exact ? detail::output_error(w, detail::effective(best), stats, h) : best_error,
+                             exact ? detail::output_error(w, effective_weights(best), stats, h) : best_error,
                              exact ? detail::output_error(w, dequantize(rtn), stats, h) : rtn_error};
     }
     return best;

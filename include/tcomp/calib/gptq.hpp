@@ -100,6 +100,17 @@ inline void invert_upper(Eigen::Ref<Eigen::MatrixXd> m) {
 
 using row_major_f = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
+/// The checks GPTQ and SparseGPT share: statistics of W's width, a finite non-negative damp, finite weights.
+inline void require_hessian_inputs(matrix_view<const float> w, const input_statistics& stats, double damp,
+                                   const char* method) {
+    if (stats.channels() != w.cols())
+        tcomp::detail::throw_error<shape_error>(method, ": the statistics have ", stats.channels(),
+                                                " input channels, the weights ", w.cols(), " columns");
+    if (!(damp >= 0.0) || !std::isfinite(damp))
+        tcomp::detail::throw_error<value_error>(method, ": damp ", damp, " must be finite and >= 0");
+    tcomp::detail::require_finite(w, method, "W");
+}
+
 /// Dead channels (H_ii = 0: no calibration input reached them) get H_ii = 1 and their weights in `work` zeroed
 /// (the reference code's rule, so the factorisation exists); then damp * mean(diag H) is added to the diagonal.
 /// Returns {the value added, dead channels}.
@@ -145,12 +156,7 @@ inline compressed_tensor gptq(matrix_view<const float> w, const input_statistics
                               const gptq_options& options = {}, gptq_report* report = nullptr) {
     detail::require_dense_nearest(d, "gptq");
     const index_t n = w.rows(), k = w.cols();
-    if (stats.channels() != k)
-        tcomp::detail::throw_error<shape_error>("gptq: the statistics have ", stats.channels(),
-                                                " input channels, the weights ", k, " columns");
-    if (!(options.damp >= 0.0) || !std::isfinite(options.damp))
-        tcomp::detail::throw_error<value_error>("gptq: damp ", options.damp, " must be finite and >= 0");
-    tcomp::detail::require_finite(w, "gptq", "W");
+    detail::require_hessian_inputs(w, stats, options.damp, "gptq");
     Eigen::MatrixXd h = stats.hessian();  // value_error when empty or gathered without it
     if (n == 0 || k == 0) return compress(d, w);
     const Eigen::MatrixXd h_calib = report != nullptr ? h : Eigen::MatrixXd();

@@ -81,12 +81,7 @@ inline compressed_tensor sparsegpt(matrix_view<const float> w, const input_stati
                                    const sparsegpt_options& options = {}, sparsegpt_report* report = nullptr) {
     const index_t n = w.rows(), k = w.cols();
     detail::require_n_m(d, k, "sparsegpt");
-    if (stats.channels() != k)
-        tcomp::detail::throw_error<shape_error>("sparsegpt: the statistics have ", stats.channels(),
-                                                " input channels, the weights ", k, " columns");
-    if (!(options.damp >= 0.0) || !std::isfinite(options.damp))
-        tcomp::detail::throw_error<value_error>("sparsegpt: damp ", options.damp, " must be finite and >= 0");
-    tcomp::detail::require_finite(w, "sparsegpt", "W");
+    detail::require_hessian_inputs(w, stats, options.damp, "sparsegpt");
     Eigen::MatrixXd h = stats.hessian();
     if (n == 0 || k == 0) return compress(d, w);
     const Eigen::MatrixXd h_calib = report != nullptr ? h : Eigen::MatrixXd();
