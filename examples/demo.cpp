@@ -8,33 +8,34 @@
 // path; FP8 E4M3: the weight-only kernels, decoded by shifts), and a list under the table names every recipe's
 // layers that do not run on the SIMD kernels, with the reason.
 // --quick (CTest, scripts/test.sh) runs four of them on every model (fp32, w8a8, w4a16 and the mix; nf4 + fp8
-// on the MLP), 8 dev stories instead of 40 and one TAEF2 dev latent instead of two. mnist_mlp and taef2_decoder have no stand-in:
+// on the MLP), 8 dev stories instead of 40, one TAEF2 dev latent instead of two and 10 DDIM steps instead of 20 for
+// t2i_mnist. mnist_mlp, taef2_decoder and t2i_mnist have no stand-in:
 // without their files they are skipped (and say so).
 //
 // Models (from DIR, default ../shared/models beside the source tree, when they are there):
 //   stories260K    LLaMA-architecture language model: dev-set perplexity (and a greedy text sample)
 //   mnist_mlp      784-500-10 classifier: accuracy on the 10,000 MNIST test images
 //   taef2_decoder  the real TAEF2 image decoder: PSNR of the decoded dev latents against FP32
-//   diffusion      a seeded text-to-image DiT (no trained weights: a stand-in) whose latents the FP32 TAEF2
-//                  decoder turns into images: latent SQNR against the FP32 pipeline (and PSNR of the image)
-// Without DIR, seeded stand-ins run instead (a random LLaMA, the seeded DiT) so the demo still shows what each
-// recipe costs. Every recipe is a JSON text (model/recipe.hpp), resolved against the model's layer names; the
+//   t2i_mnist      the trained text-to-image model (text encoder + DiT, 32x32 digits), DDIM with guidance 3:
+//                  digits the MNIST MLP reads as the prompted one (of 10), PSNR / SSIM against the FP32 images
+// Without DIR, a seeded stand-in LLaMA runs instead so the demo still shows what each recipe costs. Every recipe is a JSON text (model/recipe.hpp), resolved against the model's layer names; the
 // stories260K mix is the file examples/recipes/stories260k_mix.json, which tcomp-quantize also takes (CTest
 // tools.quantize_stories260k_mix), so the demo and the tool run one recipe.
 //
 // Two sizes per row: stored MB, what a compressed model file (io/compressed_model.hpp, tcomp-quantize) holds,
 // and kernel MB, what the CPU kernels stream per call (cpu::packed_weights::kernel_bytes(): the kernels' panel
 // packing, K padded to their block, float scales per row group, int32 weight sums). "vs FP16" uses stored MB.
-// The PNG (default tcomp_demo.png) shows the decodes side by side, one column per recipe.
+// The PNG (default tcomp_demo.png) shows the TAEF2 decodes and the generated digits, one column per recipe.
 #include <tcomp/io/compressed_model.hpp>
 #include <tcomp/io/png.hpp>
 #include <tcomp/io/safetensors.hpp>
 #include <tcomp/kernel/cpu/dispatch.hpp>
 #include <tcomp/metrics/metrics.hpp>
-#include <tcomp/model/diffusion_pipeline.hpp>
+#include <tcomp/model/diffusion_checkpoint.hpp>
 #include <tcomp/model/llama_loader.hpp>
 #include <tcomp/model/mlp_classifier.hpp>
 #include <tcomp/model/recipe.hpp>
+#include <tcomp/model/t2i_evaluation.hpp>
 #include <tcomp/model/taef2_decoder.hpp>
 #include <tcomp/model/tokenizer.hpp>
 
@@ -433,15 +434,15 @@ const recipe_spec image_recipes[] = {
         {"match": "*.pool.*", "policy": "w8a8"}]})"},
 };
 
-const recipe_spec diffusion_recipes[] = {
+const recipe_spec t2i_recipes[] = {
     {"fp32", R"({"default": "fp32"})"},
     {"w8a8", R"({"default": "w8a8"})"},
     {"w8a16", R"({"default": "w8a16"})", "", false},
-    {"w4a16", R"({"default": "w4a16_g32"})"},
-    {"w4a8", R"({"default": "w4a8_g32"})", "", false},
-    {"w4a8 + w8a8 mix", R"({"description": "4-bit blocks; 8-bit text encoder, embedders and final layer",
-        "default": "w4a8_g32", "layers": [{"match": "text.*", "policy": "w8a8"}, {"match": "dit.*embedder*", "policy": "w8a8"},
-        {"match": "dit.final.*", "policy": "w8a8"}]})"},
+    // K = 16 (dit.x_embedder: 4 x 4 patches of one channel) takes no group of 32: 4-bit per channel there.
+    {"w4a16", R"({"default": "w4a16_g32", "layers": [{"match": "dit.x_embedder", "policy": "w4a16_pc"}]})"},
+    {"w4a8", R"({"default": "w4a8_g32", "layers": [{"match": "dit.x_embedder", "policy": "w4a8_pc"}]})", "", false},
+    // The file tcomp-eval takes too (tools/CMakeLists.txt, tools.eval_t2i).
+    {"w4a8 + w8a8 mix", "", "t2i_mnist_mix.json"},
 };
 
 /// One 256x256 tile of the PNG: image `index` of a batch x 3 x H x W float tensor in [0, 1].
@@ -462,61 +463,82 @@ tile to_tile(const std::vector<float>& chw, index_t index, index_t h, index_t w)
     return t;
 }
 
-void run_images(const settings& s, std::vector<result>& rows, std::vector<std::vector<tile>>& png_rows) {
-    const fs::path dir = s.models / "taef2_decoder";
-    const bool have_decoder = fs::exists(dir / "config.json");
-
-    // The seeded diffusion pipeline (a stand-in: no trained weights), shown through the FP32 decoder if present.
-    model::diffusion_config dc;
-    const std::vector<std::string> prompts = {"a red ball in the park"};
-    std::vector<float> fp32_latents;
-    std::optional<model::taef2_decoder> fp32_decoder;
-    std::vector<tile> generated;
-    if (have_decoder) {
-        fp32_decoder.emplace(model::taef2_decoder::load(dir));
-        fp32_decoder->set_threads(s.threads);
+/// Ten 32 x 32 digits in [-1, 1] as one 256 x 256 tile: a 4 x 3 grid of 64 x 64 cells (pixels doubled), white
+/// digits on black as MNIST draws them.
+tile digits_tile(const std::vector<float>& images, index_t count) {
+    tile t{std::vector<std::uint8_t>(256 * 256 * 3, 0), 256, 256};
+    for (index_t i = 0; i < std::min<index_t>(count, 12); ++i) {
+        const index_t ox = (i % 4) * 64, oy = 32 + (i / 4) * 64;
+        for (index_t y = 0; y < 64; ++y)
+            for (index_t x = 0; x < 64; ++x) {
+                const float v = std::clamp(images[static_cast<std::size_t>(i * 1024 + (y / 2) * 32 + x / 2)], -1.0f, 1.0f);
+                const auto u = static_cast<std::uint8_t>(std::lround((v + 1.0f) * 127.5f));
+                for (index_t c = 0; c < 3; ++c) t.rgb[static_cast<std::size_t>(((oy + y) * 256 + ox + x) * 3 + c)] = u;
+            }
     }
-    std::printf("\n[diffusion] seeded text encoder + DiT (stand-in weights), DDIM %d steps%s\n", dc.steps,
-                have_decoder ? ", decoded by the FP32 TAEF2 decoder" : "; no TAEF2 decoder: latents only");
+    return t;
+}
+
+/// The trained text-to-image model: "a handwritten <digit>" for 0..9, one seed, DDIM with classifier-free
+/// guidance 3 (the scale that gives the FP32 model its best prompt adherence); the MNIST MLP judges the digits.
+void run_t2i(const settings& s, std::vector<result>& rows, std::vector<std::vector<tile>>& png_rows) {
+    const fs::path dir = s.models / "t2i_mnist", judge_path = s.models / "mnist_mlp" / "model.safetensors";
+    if (!fs::exists(dir / "config.json") || !fs::exists(judge_path)) {
+        std::printf("\n[t2i_mnist] %s (or the MNIST MLP that judges it) not found: skipped\n", dir.c_str());
+        return;
+    }
+    const auto ck = model::diffusion_checkpoint::load(dir);
+    const model::mlp_classifier judge = model::mlp_classifier::load(judge_path);
+    const model::t2i_image_format format{ck.image_min, ck.image_max, ck.image_pad};
+    model::diffusion_config dc = ck.config;
+    dc.guidance_scale = 3.0;
+    dc.steps = s.quick ? 10 : 20;
+    model::t2i_prompt_set set = model::t2i_evaluation_prompts(1);
+    set.prompts.resize(10), set.digits.resize(10);  // "a handwritten zero" .. "nine"
+    std::printf("\n[t2i_mnist] %s: trained text encoder + DiT, 32x32 digits; DDIM %d steps, guidance %.0f, prompts "
+                "\"a handwritten zero\" .. \"nine\", seed %llu; the MNIST MLP judges the digits\n",
+                dir.c_str(), dc.steps, dc.guidance_scale, static_cast<unsigned long long>(set.seeds[0]));
     std::size_t first = rows.size();
-    std::vector<float> fp32_image;
-    for (const auto& spec : diffusion_recipes) {
+    std::optional<model::t2i_images> fp32;
+    std::vector<tile> generated;
+    for (const auto& spec : t2i_recipes) {
         if (s.quick && !spec.quick) continue;
-        progress(std::string("diffusion: ") + spec.name);
-        const auto recipe = load_recipe(spec);
+        progress(std::string("t2i_mnist: ") + spec.name);
         model::layer_policy_map policies;
-        policies.layers = recipe.resolve(model::diffusion_pipeline::layer_names(dc), spec.name);
-        const model::diffusion_pipeline pipe(dc, policies);
+        policies.layers = load_recipe(spec).resolve(model::diffusion_pipeline::layer_names(dc), spec.name);
+        const model::diffusion_pipeline pipe(dc, policies, ck.weights);
         const std::size_t base = heap::start();
         const double t0 = now();
-        const model::latent_tensor lat = pipe.generate(prompts, 2026, s.threads);
+        const model::t2i_images im = model::generate_images(pipe, set, s.threads);
         const double seconds = now() - t0;
         const double activation_mb = peak_activation_mb(base);
-        if (fp32_latents.empty()) fp32_latents = lat.data;
+        if (!fp32) fp32 = im;
+        const model::t2i_scores sc = model::score_images(im, judge, format, &*fp32);
         char q[128];
-        const int len = lat.data == fp32_latents
-                            ? std::snprintf(q, sizeof q, "latent SQNR inf dB")
-                            : std::snprintf(q, sizeof q, "latent SQNR %.1f dB", metrics::sqnr_db(fp32_latents, lat.data));
-        if (fp32_decoder) {
-            const std::vector<float> image = fp32_decoder->decode(lat.data, lat.batch, lat.height, lat.width);
-            if (fp32_image.empty()) fp32_image = image;
-            else std::snprintf(q + len, sizeof q - static_cast<std::size_t>(len), ", image PSNR %.1f dB",
-                               metrics::psnr_db(fp32_image, image));
-            generated.push_back(to_tile(image, 0, lat.height * 8, lat.width * 8));
-        }
+        if (&*fp32 == &im || im.pixels == fp32->pixels)
+            std::snprintf(q, sizeof q, "digits right %d/%d", static_cast<int>(std::lround(sc.adherence * 10)), 10);
+        else
+            std::snprintf(q, sizeof q, "digits right %d/10, PSNR %.1f dB, SSIM %.3f",
+                          static_cast<int>(std::lround(sc.adherence * 10)), sc.psnr_db, sc.ssim);
         std::size_t stored = 0;
         pipe.for_each_linear([&](const model::linear& l) { stored += stored_bytes(l); });
-        rows.push_back({"diffusion (stand-in)", spec.name, q, double(stored) / 1e6, double(pipe.linear_weight_bytes()) / 1e6,
-                        0, seconds, 0, activation_mb});
-        note_paths("diffusion", spec.name, [&](auto&& f) { pipe.for_each_linear(f); });
+        rows.push_back({"t2i_mnist", spec.name, q, double(stored) / 1e6, double(pipe.linear_weight_bytes()) / 1e6, 0,
+                        seconds, 0, activation_mb});
+        note_paths("t2i_mnist", spec.name, [&](auto&& f) { pipe.for_each_linear(f); });
+        generated.push_back(digits_tile(im.pixels, im.count));
     }
     finish(rows, first);
+    png_rows.push_back(std::move(generated));
+}
 
-    if (!have_decoder) {
+void run_images(const settings& s, std::vector<result>& rows, std::vector<std::vector<tile>>& png_rows) {
+    const fs::path dir = s.models / "taef2_decoder";
+    if (!fs::exists(dir / "config.json")) {
         std::printf("\n[taef2_decoder] %s not found: skipped\n", dir.c_str());
         return;
     }
     std::printf("\n[taef2_decoder] %s\n", dir.c_str());
+    const model::taef2_decoder fp32_decoder = model::taef2_decoder::load(dir);  // its conv names
     const auto lf = io::safetensors_file::open(dir / "taef2_dev_latents.safetensors");
     const io::tensor_view& lt = lf.tensor("latents");
     const index_t batch = s.quick ? 1 : lt.shape[0], h = lt.shape[2], w = lt.shape[3];
@@ -525,12 +547,12 @@ void run_images(const settings& s, std::vector<result>& rows, std::vector<std::v
     std::vector<float> reference = io::to_float(lf.tensor("fp32_decoded"));
     reference.resize(static_cast<std::size_t>(batch * 3 * 8 * h * 8 * w));
     std::vector<tile> decoded;
-    first = rows.size();
+    const std::size_t first = rows.size();
     for (const auto& spec : image_recipes) {
         if (s.quick && !spec.quick) continue;
         progress(std::string("taef2_decoder: ") + spec.name);
         std::vector<std::string> names;
-        for (const auto* c : fp32_decoder->convs()) names.push_back(c->name);
+        for (const auto* c : fp32_decoder.convs()) names.push_back(c->name);
         const auto recipe = load_recipe(spec);
         model::taef2_decoder dec = model::taef2_decoder::load(dir, recipe.resolve(names, spec.name));
         dec.set_threads(s.threads);
@@ -553,7 +575,6 @@ void run_images(const settings& s, std::vector<result>& rows, std::vector<std::v
     }
     finish(rows, first);
     png_rows.push_back(std::move(decoded));
-    if (!generated.empty()) png_rows.push_back(std::move(generated));
 }
 
 void write_png(const fs::path& path, const std::vector<std::vector<tile>>& png_rows) {
@@ -571,8 +592,8 @@ void write_png(const fs::path& path, const std::vector<std::vector<tile>>& png_r
                             rgb.data() + ((static_cast<index_t>(r) * (th + gap) + y) * width +
                                           static_cast<index_t>(c) * (tw + gap)) * 3);
     io::write_png_rgb8(path, rgb, static_cast<std::size_t>(width), static_cast<std::size_t>(height));
-    std::printf("\nwrote %s: one column per image recipe (row 1: TAEF2 decodes of dev latent 0; row 2: the seeded "
-                "pipeline's image, FP32 decoder)\n", path.c_str());
+    std::printf("\nwrote %s: one column per image recipe (row 1: TAEF2 decodes of dev latent 0; row 2: t2i_mnist's "
+                "digits 0-9 for \"a handwritten <digit>\")\n", path.c_str());
 }
 
 int usage(const char* why) {
@@ -613,6 +634,7 @@ int main(int argc, char** argv) {
         run_llama(s, rows, samples);
         run_mnist(s, rows);
         run_images(s, rows, png_rows);
+        run_t2i(s, rows, png_rows);
 
         std::printf("\n%-21s %-16s %9s %8s %9s  %-42s %10s %8s %9s\n", "model", "recipe", "stored MB", "vs FP16",
                     "kernel MB", "quality", "latency", "vs FP32", "act. MB");

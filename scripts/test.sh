@@ -12,7 +12,7 @@
 #   asan      `asan` preset: Clang 14 (the second compiler), ASan + UBSan, Debug: build (tests, tools,
 #             header check) + ctest
 #   fuzz      libFuzzer + ASan + UBSan with clang++-14 (build/fuzz): build tests/fuzz, run
-#             fuzz_safetensors for TCOMP_FUZZ_SECONDS (default 20) s, fuzz_compressed for half and
+#             fuzz_safetensors for TCOMP_FUZZ_SECONDS (default 12) s, fuzz_compressed for half and
 #             fuzz_descriptor for a quarter of that; any crash fails the stage
 #   consumer  install the dev build to a temp prefix; build and run
 #             examples/consumer via find_package and via add_subdirectory (Debug: this stage checks
@@ -153,7 +153,7 @@ end "$(ctest_line "$tmp_root/ctest-asan.log")"
 
 # ---------------------------------------------------------------- fuzz
 begin fuzz "libFuzzer (clang++-14, ASan + UBSan): build and run fuzz_safetensors, fuzz_compressed, fuzz_descriptor (build/fuzz)"
-fuzz_secs="${TCOMP_FUZZ_SECONDS:-20}"  # a smoke run; the long runs (10 minutes each) are done outside CI
+fuzz_secs="${TCOMP_FUZZ_SECONDS:-12}"  # a smoke run; the long runs (10 minutes each) are done outside CI
 tcomp_pick_generator build/fuzz
 cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
   -DTCOMP_BUILD_FUZZ=ON -DTCOMP_BUILD_TESTS=ON -DTCOMP_BUILD_BENCH=OFF -DTCOMP_BUILD_EXAMPLES=OFF \

@@ -1,7 +1,12 @@
-// Text-to-latents: prompt -> text_encoder (text_encoder.hpp) -> a few sampler steps (sampler.hpp) with the DiT
-// (dit.hpp) predicting epsilon -> latents of shape batch x 32 x 32 x 32 for the TAEF2 image decoder (roughly unit
-// scale; the decoder starts with tanh(x / 3) * 3). Seeded weights; the same config, policies, prompts and seed
-// give the same bits.
+// Text-to-image: prompt -> text_encoder (text_encoder.hpp) -> sampler steps (sampler.hpp) with the DiT (dit.hpp)
+// predicting epsilon -> batch x C x H x W. Two kinds of weights:
+//   seeded   the stand-in (no data needed): latents of shape batch x 32 x 32 x 32 for the TAEF2 image decoder
+//            (roughly unit scale; the decoder starts with tanh(x / 3) * 3);
+//   trained  a diffusion_weights (diffusion_checkpoint.hpp loads ../shared/models/t2i_mnist: pixel space,
+//            1 x 32 x 32 in [-1, 1]).
+// Classifier-free guidance (guidance_scale s != 1): eps = eps("") + s (eps(prompt) - eps("")), the conditional
+// and unconditional halves run as one batch of 2B. The same config, weights, policies, prompts and seed give the
+// same bits.
 //
 // Every linear layer of both models takes its policy from a layer_policy_map: layer name -> policy name
 // (policy_registry.hpp), the default for layers it does not name. layer_names() lists the names, so a recipe
@@ -9,6 +14,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -35,11 +41,15 @@ struct diffusion_config {
     int steps = 4;  // sampler steps, evenly spaced over the schedule
     timestep_spacing spacing = timestep_spacing::leading;
     sampler_kind sampler = sampler_kind::ddim;
-    bool bos_fp32 = false;  // keep the text encoder's BOS row in float (MixDQ), see text_encoder.hpp
+    bool bos_fp32 = true;         // the text encoder's BOS row in float (MixDQ; text_encoder.hpp): on by default
+    double guidance_scale = 1.0;  // classifier-free guidance; 1: none (one DiT call per step)
+    double beta_start = 0.00085, beta_end = 0.012;  // the scaled-linear schedule
 
     void validate() const {
         text.validate();
         dit.validate();
+        if (!std::isfinite(guidance_scale))
+            tcomp::detail::throw_error<value_error>("diffusion_config: guidance_scale is not finite");
         if (dit.text_width != text.width)
             tcomp::detail::throw_error<value_error>("diffusion_config: dit.text_width ", dit.text_width,
                                                     " differs from the text encoder's width ", text.width);
@@ -57,6 +67,14 @@ struct layer_policy_map {
     std::map<std::string, std::string, std::less<>> layers;
 };
 
+/// Trained weights of both models and the tokenizer their text was encoded with.
+struct diffusion_weights {
+    prompt_tokenizer tokenizer = prompt_tokenizer::bytes();
+    parameter_map text;  // "text.*" tensors (text_encoder::parameter_shapes)
+    parameter_map dit;   // "dit.*" tensors (dit::parameter_shapes)
+    std::string origin = "diffusion_weights";  // where they came from, for error messages
+};
+
 /// batch x channels x height x width, row-major.
 struct latent_tensor {
     index_t batch = 0, channels = 0, height = 0, width = 0;
@@ -67,13 +85,25 @@ class diffusion_pipeline {
 public:
     /// Throws tcomp::error for a map key that is no layer or a policy name that is not known, and the policy's
     /// own error (naming the layer) for a layer whose K it cannot take.
+    /// Seeded weights (the stand-in).
     explicit diffusion_pipeline(diffusion_config config, layer_policy_map policies = {})
         : config_(checked(std::move(config))),
           policies_(checked(config_, std::move(policies))),
           text_(config_.text, chooser(), config_.bos_fp32),
           dit_(config_.dit, chooser()),
-          schedule_(noise_schedule::scaled_linear(config_.dit.train_steps)),
-          timesteps_(sampling_timesteps(config_.dit.train_steps, config_.steps, config_.spacing)) {}
+          schedule_(noise_schedule::scaled_linear(static_cast<int>(config_.dit.train_steps), config_.beta_start,
+                                                  config_.beta_end)),
+          timesteps_(sampling_timesteps(static_cast<int>(config_.dit.train_steps), config_.steps, config_.spacing)) {}
+
+    /// Trained weights (diffusion_checkpoint::load); tcomp::error naming the tensor when they do not fit the config.
+    diffusion_pipeline(diffusion_config config, layer_policy_map policies, const diffusion_weights& weights)
+        : config_(checked(std::move(config))),
+          policies_(checked(config_, std::move(policies))),
+          text_(config_.text, weights.tokenizer, weights.text, chooser(), config_.bos_fp32, weights.origin),
+          dit_(config_.dit, weights.dit, chooser(), weights.origin),
+          schedule_(noise_schedule::scaled_linear(static_cast<int>(config_.dit.train_steps), config_.beta_start,
+                                                  config_.beta_end)),
+          timesteps_(sampling_timesteps(static_cast<int>(config_.dit.train_steps), config_.steps, config_.spacing)) {}
 
     /// Every linear layer (name, out, in): the text encoder's, then the DiT's.
     static std::vector<linear_spec> layer_specs(const diffusion_config& c) {
@@ -126,11 +156,28 @@ public:
 
     /// The sampler part of generate(), for text embeddings computed elsewhere.
     latent_tensor sample(const text_embeddings& text, std::uint64_t seed, int threads = 1) const {
-        const dit_text_context ctx = dit_.prepare_text(text, threads);
         latent_tensor x = initial_noise(text.batch, seed);
-        const epsilon_model model = [&](std::span<const float> x_t, int t, std::span<float> eps) {
-            dit_.forward(x_t, t, ctx, eps, threads);
-        };
+        const double s = config_.guidance_scale;
+        epsilon_model model;
+        dit_text_context ctx;
+        if (s == 1.0) {
+            ctx = dit_.prepare_text(text, threads);
+            model = [&](std::span<const float> x_t, int t, std::span<float> eps) {
+                dit_.forward(x_t, t, ctx, eps, threads);
+            };
+        } else {
+            // One batch of 2B: the prompts' rows, then B copies of the empty prompt's.
+            ctx = dit_.prepare_text(with_unconditional(text, threads), threads);
+            model = [&, s](std::span<const float> x_t, int t, std::span<float> eps) {
+                std::vector<float> x2(2 * x_t.size()), e2(2 * x_t.size());
+                std::copy(x_t.begin(), x_t.end(), x2.begin());
+                std::copy(x_t.begin(), x_t.end(), x2.begin() + static_cast<std::ptrdiff_t>(x_t.size()));
+                dit_.forward(x2, t, ctx, e2, threads);
+                const std::size_t n = x_t.size();
+                for (std::size_t i = 0; i < n; ++i)
+                    eps[i] = static_cast<float>(e2[n + i] + s * (static_cast<double>(e2[i]) - e2[n + i]));
+            };
+        }
         if (config_.sampler == sampler_kind::ddim) {
             x.data = ddim_sample(schedule_, timesteps_, std::move(x.data), model);
         } else {
@@ -139,6 +186,19 @@ public:
                                 tcomp::detail::mix64(seed ^ 0x4c434d6e6f697365ull));
         }
         return x;
+    }
+
+    /// `text` followed by text.batch copies of the empty prompt's embeddings (classifier-free guidance's batch).
+    text_embeddings with_unconditional(const text_embeddings& text, int threads = 1) const {
+        const std::string empty;
+        const text_embeddings u = text_.encode(std::span<const std::string>(&empty, 1), threads);
+        text_embeddings both = text;
+        both.batch = 2 * text.batch;
+        for (index_t b = 0; b < text.batch; ++b) {
+            both.hidden.insert(both.hidden.end(), u.hidden.begin(), u.hidden.end());
+            both.pooled.insert(both.pooled.end(), u.pooled.begin(), u.pooled.end());
+        }
+        return both;
     }
 
 private:

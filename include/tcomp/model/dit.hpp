@@ -1,5 +1,6 @@
 // A small DiT denoiser (Peebles & Xie; the seed architecture of ViDiT-Q) with cross-attention to text tokens
-// (as PixArt-alpha), seeded weights, every projection a model::linear with its own policy:
+// (as PixArt-alpha), seeded weights (the stand-in) or trained ones (a name -> tensor map, e.g.
+// ../shared/models/t2i_mnist through diffusion_checkpoint), every projection a model::linear with its own policy:
 //
 //   tokens = x_embedder(patchify(x_t, p)) + pos_2d_sincos          patch vector order [c][pi][pj] (Conv2d's)
 //   c      = t_embedder(sinusoid(t)) + y_embedder(pooled text)     t_embedder = fc2(silu(fc1(.)))
@@ -9,7 +10,7 @@
 //       h += gate_mlp * mlp.fc2(gelu_tanh(mlp.fc1(modulate(LN(h), shift_mlp, scale_mlp))))
 //   eps    = unpatchify(final.linear(modulate(LN(h), final.adaLN(silu(c)))))  output order [pi][pj][c] (DiT's)
 //
-// modulate(x, shift, scale) = x * (1 + scale) + shift; LN has no affine (eps 1e-6), as in DiT.
+// modulate(x, shift, scale) = x * (1 + scale) + shift; LN has no affine (eps norm_eps, 1e-6 as in DiT).
 //
 // The seeded stand-in differs from a freshly initialised DiT on purpose, so that an untrained model gives
 // non-degenerate latents:
@@ -51,7 +52,8 @@ struct dit_config {
     index_t text_width = 64;      // width of the text embeddings it cross-attends to
     index_t frequency_dim = 256;  // sinusoidal timestep embedding
     index_t train_steps = 1000;   // timesteps accepted: [0, train_steps)
-    std::uint64_t seed = 0x5eedd17;
+    double norm_eps = 1e-6;       // the blocks' and the final layer's LayerNorm
+    std::uint64_t seed = 0x5eedd17;  // the stand-in's weights only
 
     index_t tokens() const { return (latent_size / patch) * (latent_size / patch); }
     index_t patch_dim() const { return latent_channels * patch * patch; }
@@ -66,6 +68,7 @@ struct dit_config {
         if (width % 4 != 0) fail("width ", width, " must be a multiple of 4 (2-D sin-cos position embedding)");
         if (frequency_dim < 2 || frequency_dim % 2 != 0)
             fail("frequency_dim ", frequency_dim, " must be even and >= 2");
+        if (!(norm_eps > 0.0) || !std::isfinite(norm_eps)) fail("norm_eps must be > 0");
     }
 };
 
@@ -138,55 +141,60 @@ public:
         linear fc1, fc2;                            // MLP
     };
 
-    /// `choose` gives each linear's policy (empty: fp32).
-    explicit dit(dit_config config, const layer_policy_fn& choose = {}) : config_(config) {
-        config_.validate();
-        const dit_config& c = config_;
-        const std::vector<linear_spec> specs = layer_specs(c);
-        std::size_t next = 0;
-        auto make = [&](float gain) {
-            return detail::make_seeded_linear(params_, c.seed, specs[next++], choose, gain, 0.02f);
-        };
+    /// Seeded weights (the stand-in). `choose` gives each linear's policy (empty: fp32).
+    explicit dit(dit_config config, const layer_policy_fn& choose = {})
+        : config_(checked(config)), params_(seeded_parameters(config_)) {
+        build(choose);
+    }
+
+    /// Trained weights: `weights` must hold exactly parameter_shapes(config) (else tcomp::error naming `origin`
+    /// and the tensor).
+    dit(dit_config config, parameter_map weights, const layer_policy_fn& choose = {},
+        const std::string& origin = "dit")
+        : config_(checked(config)), params_(std::move(weights)) {
+        detail::require_parameters(params_, parameter_shapes(config_), origin);
+        build(choose);
+    }
+
+    /// Every parameter's element count: the linears' weights and biases (the position embedding is computed).
+    static parameter_sizes parameter_shapes(const dit_config& c) {
+        parameter_sizes s;
+        for (const linear_spec& ls : layer_specs(c)) {
+            s[ls.name + ".weight"] = ls.out * ls.in;
+            s[ls.name + ".bias"] = ls.out;
+        }
+        return s;
+    }
+
+    /// The stand-in's weights, each from the stream (seed, name); see the top of the file for the choices.
+    static parameter_map seeded_parameters(const dit_config& c) {
+        parameter_map p;
+        const index_t pd = c.patch_dim(), w = c.width;
+        for (const linear_spec& s : layer_specs(c)) {
+            const float gain = s.name.ends_with("adaLN") ? 0.2f : s.name.ends_with("cross_attn.o") ? 0.6f : 1.0f;
+            p[s.name + ".weight"] = detail::seeded_tensor(c.seed, s.name + ".weight", s.out * s.in,
+                                                          gain / std::sqrt(static_cast<float>(s.in)));
+            p[s.name + ".bias"] = detail::seeded_tensor(c.seed, s.name + ".bias", s.out, 0.02f);
+        }
         // x_embedder = 4 Q (large against the position embedding, which would otherwise leak into eps) and
         // final.linear ~ g Q^T: see the top of the file.
-        const index_t pd = c.patch_dim(), w = c.width;
-        {
-            const linear_spec& s = specs[next++];
-            std::vector<float> q = detail::seeded_orthogonal(c.seed, s.name + ".weight", w, pd);
-            for (float& e : q) e *= 4.0f;
-            x_embedder_ =
-                make_linear(s, std::move(q), detail::seeded_tensor(c.seed, s.name + ".bias", w, 0.02f), choose);
+        std::vector<float> q = detail::seeded_orthogonal(c.seed, "dit.x_embedder.weight", w, pd);
+        p["dit.x_embedder.weight"] = q;
+        for (float& e : p["dit.x_embedder.weight"]) e *= 4.0f;
+        const std::vector<float> noise = detail::seeded_tensor(c.seed, "dit.final.linear.weight", pd * w,
+                                                               0.02f / std::sqrt(static_cast<float>(w)));
+        // LN(4 Q p + pos) ~ Q p sqrt(w / pd) / rms(p) when w >= pd; Q^T maps it back to p / rms(p).
+        const float gain = w >= pd ? std::sqrt(static_cast<float>(pd) / static_cast<float>(w)) : 1.0f;
+        // Output i is [pi][pj][ch] (unpatchify's order); the patch embedding reads [ch][pi][pj].
+        const index_t pp = c.patch * c.patch;
+        std::vector<float>& wt = p["dit.final.linear.weight"];
+        for (index_t i = 0; i < pd; ++i) {
+            const index_t in = (i % c.latent_channels) * pp + i / c.latent_channels;
+            for (index_t j = 0; j < w; ++j)
+                wt[static_cast<std::size_t>(i * w + j)] =
+                    gain * q[static_cast<std::size_t>(j * pd + in)] + noise[static_cast<std::size_t>(i * w + j)];
         }
-        t_fc1_ = make(1.0f), t_fc2_ = make(1.0f), y_embedder_ = make(1.0f);
-        for (index_t l = 0; l < c.depth; ++l) {
-            block B;
-            B.ada_ln = make(0.2f);
-            B.q = make(1.0f), B.k = make(1.0f), B.v = make(1.0f), B.o = make(1.0f);
-            B.cross_q = make(1.0f), B.cross_k = make(1.0f), B.cross_v = make(1.0f), B.cross_o = make(0.6f);
-            B.fc1 = make(1.0f), B.fc2 = make(1.0f);
-            blocks_.push_back(std::move(B));
-        }
-        final_ada_ln_ = make(0.2f);
-        {
-            const linear_spec& s = specs[next++];
-            const std::vector<float> q = detail::seeded_orthogonal(c.seed, "dit.x_embedder.weight", w, pd);
-            const std::vector<float> noise =
-                detail::seeded_tensor(c.seed, s.name + ".weight", pd * w, 0.02f / std::sqrt(static_cast<float>(w)));
-            // LN(4 Q p + pos) ~ Q p sqrt(w / pd) / rms(p) when w >= pd; Q^T maps it back to p / rms(p).
-            const float gain = w >= pd ? std::sqrt(static_cast<float>(pd) / static_cast<float>(w)) : 1.0f;
-            // Output i is [pi][pj][ch] (unpatchify's order); the patch embedding reads [ch][pi][pj].
-            const index_t pp = c.patch * c.patch;
-            std::vector<float> wt(static_cast<std::size_t>(pd * w));
-            for (index_t i = 0; i < pd; ++i) {
-                const index_t in = (i % c.latent_channels) * pp + i / c.latent_channels;
-                for (index_t j = 0; j < w; ++j)
-                    wt[static_cast<std::size_t>(i * w + j)] =
-                        gain * q[static_cast<std::size_t>(j * pd + in)] + noise[static_cast<std::size_t>(i * w + j)];
-            }
-            final_linear_ =
-                make_linear(s, std::move(wt), detail::seeded_tensor(c.seed, s.name + ".bias", pd, 0.02f), choose);
-        }
-        pos_ = detail::sincos_2d(w, c.latent_size / c.patch);
+        return p;
     }
 
     /// The linear layers in construction order (dit.x_embedder, dit.t_embedder.fc{1,2}, dit.y_embedder,
@@ -215,7 +223,7 @@ public:
 
     const dit_config& config() const { return config_; }
     /// Every float weight and bias by name ("<linear>.weight", "<linear>.bias").
-    const std::map<std::string, std::vector<float>>& parameters() const { return params_; }
+    const parameter_map& parameters() const { return params_; }
     const std::vector<block>& blocks() const { return blocks_; }
 
     template <class F>
@@ -309,7 +317,7 @@ public:
         const auto N = detail::const_rows(nrm, rows, w);
         // nrm = LN(h) * (1 + scale[b]) + shift[b], chunks of mod (row b, stride `chunks` x w).
         auto modulated_norm = [&](index_t chunks, index_t shift_chunk, bool modulate) {
-            detail::layer_norm_rows(H, {}, {}, 1e-6, detail::mutable_rows(nrm, rows, w));
+            detail::layer_norm_rows(H, {}, {}, c.norm_eps, detail::mutable_rows(nrm, rows, w));
             if (!modulate) return;
             for (index_t r = 0; r < rows; ++r) {
                 const float* m = mod.data() + (r / n) * chunks * w;
@@ -376,16 +384,31 @@ public:
     }
 
 private:
-    linear make_linear(const linear_spec& s, std::vector<float> w, std::vector<float> b,
-                       const layer_policy_fn& choose) {
-        std::vector<float>& wr = params_[s.name + ".weight"] = std::move(w);
-        std::vector<float>& br = params_[s.name + ".bias"] = std::move(b);
-        const std::string policy = choose ? choose(s.name) : std::string("fp32");
-        return linear::make(policy, detail::const_rows(wr, s.out, s.in), br, s.name);
+    static dit_config checked(const dit_config& c) {
+        c.validate();
+        return c;
+    }
+
+    /// The linears from params_ (construction order of layer_specs) and the position embedding.
+    void build(const layer_policy_fn& choose) {
+        const std::vector<linear_spec> specs = layer_specs(config_);
+        std::size_t next = 0;
+        auto make = [&] { return detail::make_linear(params_, specs[next++], choose); };
+        x_embedder_ = make(), t_fc1_ = make(), t_fc2_ = make(), y_embedder_ = make();
+        for (index_t l = 0; l < config_.depth; ++l) {
+            block B;
+            B.ada_ln = make();
+            B.q = make(), B.k = make(), B.v = make(), B.o = make();
+            B.cross_q = make(), B.cross_k = make(), B.cross_v = make(), B.cross_o = make();
+            B.fc1 = make(), B.fc2 = make();
+            blocks_.push_back(std::move(B));
+        }
+        final_ada_ln_ = make(), final_linear_ = make();
+        pos_ = detail::sincos_2d(config_.width, config_.latent_size / config_.patch);
     }
 
     dit_config config_;
-    std::map<std::string, std::vector<float>> params_;
+    parameter_map params_;
     linear x_embedder_, t_fc1_, t_fc2_, y_embedder_;
     std::vector<block> blocks_;
     linear final_ada_ln_, final_linear_;

@@ -1,6 +1,7 @@
-// A small CLIP-style text encoder with seeded weights, for the diffusion pipeline (diffusion_pipeline.hpp):
+// A small CLIP-style text encoder for the diffusion pipeline (diffusion_pipeline.hpp), with seeded weights (the
+// stand-in) or trained ones (a name -> tensor map, e.g. ../shared/models/t2i_mnist through diffusion_checkpoint):
 //
-//   tokens   = [BOS, bytes of the prompt..., EOS, PAD...]   (byte_tokenizer, fixed context)
+//   tokens   = [BOS, ids of the prompt..., EOS, PAD...]   (prompt_tokenizer: bytes or words; fixed context)
 //   x        = token_embedding[token] + position_embedding[pos]
 //   per layer (pre-LN):  x += o(causal_attention(q(n), k(n), v(n)))     n = LayerNorm_1(x)
 //                        x += fc2(quick_gelu(fc1(LayerNorm_2(x))))
@@ -37,6 +38,7 @@
 #include "tcomp/core/matrix_view.hpp"
 #include "tcomp/core/random.hpp"
 #include "tcomp/model/linear.hpp"
+#include "tcomp/model/prompt_tokenizer.hpp"
 #include "tcomp/model/sampler.hpp"
 
 namespace tcomp::model {
@@ -50,6 +52,11 @@ struct linear_spec {
     std::string name;
     index_t out = 0, in = 0;
 };
+
+/// Float parameters by name ("<linear>.weight" out x in row-major, "<linear>.bias", "text.token_embedding", ...).
+using parameter_map = std::map<std::string, std::vector<float>>;
+/// The element count each parameter must have, by name.
+using parameter_sizes = std::map<std::string, index_t>;
 
 namespace detail {
 
@@ -135,37 +142,34 @@ inline void multi_head_attention(matrix_view<const float> q, matrix_view<const f
     }
 }
 
-/// Builds a linear from a seeded weight (stddev / sqrt(in)) and bias (bias_std), records both in `params`
-/// as "<name>.weight" / "<name>.bias", and takes the policy `choose` names (fp32 when it is empty).
-inline linear make_seeded_linear(std::map<std::string, std::vector<float>>& params, std::uint64_t seed,
-                                 const linear_spec& spec, const layer_policy_fn& choose, float weight_gain,
-                                 float bias_std) {
-    std::vector<float>& w = params[spec.name + ".weight"] = seeded_tensor(
-        seed, spec.name + ".weight", spec.out * spec.in, weight_gain / std::sqrt(static_cast<float>(spec.in)));
-    std::vector<float>& b = params[spec.name + ".bias"] = seeded_tensor(seed, spec.name + ".bias", spec.out, bias_std);
+/// The parameters a model expects, checked against what it is given: every expected name present with its
+/// element count, nothing else, every value finite. tcomp::error naming `origin` and the tensor.
+inline void require_parameters(const parameter_map& given, const parameter_sizes& expected, const std::string& origin) {
+    for (const auto& [name, size] : expected) {
+        const auto it = given.find(name);
+        if (it == given.end())
+            tcomp::detail::throw_error<error>(origin, ": tensor ", name, " (", size, " values) is missing");
+        if (static_cast<index_t>(it->second.size()) != size)
+            tcomp::detail::throw_error<shape_error>(origin, ": tensor ", name, " has ", it->second.size(),
+                                                    " values, the config implies ", size);
+        for (std::size_t i = 0; i < it->second.size(); ++i)
+            if (!std::isfinite(it->second[i]))
+                tcomp::detail::throw_error<value_error>(origin, ": tensor ", name, " holds a non-finite value at ", i);
+    }
+    for (const auto& [name, v] : given)
+        if (!expected.contains(name))
+            tcomp::detail::throw_error<error>(origin, ": tensor ", name, " (", v.size(),
+                                              " values) is not a parameter of this model (another config?)");
+}
+
+/// A linear from parameters "<name>.weight" / "<name>.bias", with the policy `choose` names (fp32 when empty).
+inline linear make_linear(const parameter_map& params, const linear_spec& spec, const layer_policy_fn& choose) {
     const std::string policy = choose ? choose(spec.name) : std::string("fp32");
-    return linear::make(policy, const_rows(w, spec.out, spec.in), b, spec.name);
+    return linear::make(policy, const_rows(params.at(spec.name + ".weight"), spec.out, spec.in),
+                        params.at(spec.name + ".bias"), spec.name);
 }
 
 }  // namespace detail
-
-/// Bytes as tokens, plus BOS, EOS and PAD; a prompt becomes [BOS, bytes..., EOS, PAD...] of a fixed length
-/// (bytes beyond context - 2 are dropped, as CLIP truncates).
-struct byte_tokenizer {
-    static constexpr int bos = 256, eos = 257, pad = 258, vocab_size = 259;
-
-    static std::vector<int> encode(std::string_view text, index_t context) {
-        if (context < 2)
-            tcomp::detail::throw_error<value_error>("byte_tokenizer::encode: context ", context,
-                                                    " leaves no room for BOS and EOS");
-        std::vector<int> t{bos};
-        const auto n = std::min<std::size_t>(text.size(), static_cast<std::size_t>(context - 2));
-        for (std::size_t i = 0; i < n; ++i) t.push_back(static_cast<unsigned char>(text[i]));
-        t.push_back(eos);
-        t.resize(static_cast<std::size_t>(context), pad);
-        return t;
-    }
-};
 
 struct text_encoder_config {
     index_t width = 64, layers = 2, heads = 4, mlp_width = 256, context = 16;
@@ -203,46 +207,66 @@ public:
         linear q, k, v, o, fc1, fc2;
     };
 
-    /// `choose` gives each linear's policy (empty: fp32); with `bos_fp32` the BOS row is computed once in float
-    /// and cached (see the top of the file).
+    /// Seeded weights (the stand-in, byte tokens). `choose` gives each linear's policy (empty: fp32); with
+    /// `bos_fp32` the BOS row is computed once in float and cached (see the top of the file).
     explicit text_encoder(text_encoder_config config, const layer_policy_fn& choose = {}, bool bos_fp32 = false)
-        : config_(config) {
-        config_.validate();
-        const text_encoder_config& c = config_;
+        : config_(checked(config)), tokenizer_(prompt_tokenizer::bytes()), params_(seeded_parameters(config_)) {
+        build(choose, bos_fp32);
+    }
+
+    /// Trained weights: `weights` must hold exactly parameter_shapes(config, tokenizer.vocab_size()) (else
+    /// tcomp::error naming `origin` and the tensor).
+    text_encoder(text_encoder_config config, prompt_tokenizer tokenizer, parameter_map weights,
+                 const layer_policy_fn& choose = {}, bool bos_fp32 = false, const std::string& origin = "text_encoder")
+        : config_(checked(config)), tokenizer_(std::move(tokenizer)), params_(std::move(weights)) {
+        detail::require_parameters(params_, parameter_shapes(config_, tokenizer_.vocab_size()), origin);
+        build(choose, bos_fp32);
+    }
+
+    /// Every parameter's element count for a vocabulary of `vocab_size` tokens.
+    static parameter_sizes parameter_shapes(const text_encoder_config& c, index_t vocab_size) {
+        parameter_sizes s{{"text.token_embedding", vocab_size * c.width},
+                          {"text.position_embedding", c.context * c.width},
+                          {"text.final_norm.weight", c.width},
+                          {"text.final_norm.bias", c.width}};
+        for (index_t l = 0; l < c.layers; ++l)
+            for (const char* n : {"norm1", "norm2"})
+                for (const char* p : {".weight", ".bias"})
+                    s["text.layers." + std::to_string(l) + "." + n + p] = c.width;
+        for (const linear_spec& ls : layer_specs(c)) {
+            s[ls.name + ".weight"] = ls.out * ls.in;
+            s[ls.name + ".bias"] = ls.out;
+        }
+        return s;
+    }
+
+    /// The stand-in's weights: each tensor from the stream (seed, name); linears N(0, gain^2 / in) with gain 1
+    /// (0.5 for attn.o and mlp.fc2) and biases N(0, 0.02^2); BOS gets CLIP's outlier channels.
+    static parameter_map seeded_parameters(const text_encoder_config& c) {
+        parameter_map p;
         const index_t w = c.width;
-        params_["text.token_embedding"] =
+        std::vector<float>& embed = p["text.token_embedding"] =
             detail::seeded_tensor(c.seed, "text.token_embedding", byte_tokenizer::vocab_size * w, 1.0f);
-        std::vector<float>& embed = params_["text.token_embedding"];
         // CLIP's BOS outlier: a few channels of huge magnitude, the rest small.
         if (c.bos_outlier != 0.0f) {
             float* bos = embed.data() + byte_tokenizer::bos * w;
             for (index_t i = 0; i < w; ++i) bos[i] *= 0.1f;
             for (index_t i = 0; i < c.bos_outlier_channels; ++i) bos[i] = (i % 2 == 0 ? 1.0f : -1.0f) * c.bos_outlier;
         }
-        params_["text.position_embedding"] =
-            detail::seeded_tensor(c.seed, "text.position_embedding", c.context * w, 0.5f);
-        auto norm = [&](const std::string& name) {
-            params_[name + ".weight"] = detail::seeded_tensor(c.seed, name + ".weight", w, 0.1f, 1.0f);
-            params_[name + ".bias"] = detail::seeded_tensor(c.seed, name + ".bias", w, 0.05f);
-        };
-        const std::vector<linear_spec> specs = layer_specs(c);
-        std::size_t next = 0;
-        auto make = [&](float gain) {
-            return detail::make_seeded_linear(params_, c.seed, specs[next++], choose, gain, 0.02f);
-        };
-        for (index_t l = 0; l < c.layers; ++l) {
-            const std::string p = "text.layers." + std::to_string(l) + ".";
-            norm(p + "norm1");
-            norm(p + "norm2");
-            layer L;
-            L.norm1_weight = params_[p + "norm1.weight"], L.norm1_bias = params_[p + "norm1.bias"];
-            L.norm2_weight = params_[p + "norm2.weight"], L.norm2_bias = params_[p + "norm2.bias"];
-            L.q = make(1.0f), L.k = make(1.0f), L.v = make(1.0f), L.o = make(0.5f);
-            L.fc1 = make(1.0f), L.fc2 = make(0.5f);
-            layers_.push_back(std::move(L));
+        p["text.position_embedding"] = detail::seeded_tensor(c.seed, "text.position_embedding", c.context * w, 0.5f);
+        for (const auto& [name, size] : parameter_shapes(c, byte_tokenizer::vocab_size)) {
+            if (name.ends_with("norm1.weight") || name.ends_with("norm2.weight") || name == "text.final_norm.weight")
+                p[name] = detail::seeded_tensor(c.seed, name, size, 0.1f, 1.0f);
+            else if (name.ends_with("norm1.bias") || name.ends_with("norm2.bias") || name == "text.final_norm.bias")
+                p[name] = detail::seeded_tensor(c.seed, name, size, 0.05f);
         }
-        norm("text.final_norm");
-        if (bos_fp32) cache_bos();
+        for (const linear_spec& s : layer_specs(c)) {
+            const float gain = s.name.ends_with("attn.o") || s.name.ends_with("mlp.fc2") ? 0.5f : 1.0f;
+            p[s.name + ".weight"] = detail::seeded_tensor(c.seed, s.name + ".weight", s.out * s.in,
+                                                          gain / std::sqrt(static_cast<float>(s.in)));
+            p[s.name + ".bias"] = detail::seeded_tensor(c.seed, s.name + ".bias", s.out, 0.02f);
+        }
+        return p;
     }
 
     /// The linear layers in construction order: text.layers.<l>.attn.{q,k,v,o}, text.layers.<l>.mlp.{fc1,fc2}.
@@ -258,10 +282,11 @@ public:
     }
 
     const text_encoder_config& config() const { return config_; }
+    const prompt_tokenizer& tokenizer() const { return tokenizer_; }
     bool bos_fp32() const { return !bos_hidden_.empty(); }
     /// Every float parameter by name ("text.token_embedding", "<linear>.weight", "<norm>.bias", ...): what the
     /// linears were built from, for references and inspection.
-    const std::map<std::string, std::vector<float>>& parameters() const { return params_; }
+    const parameter_map& parameters() const { return params_; }
     const std::vector<layer>& layers() const { return layers_; }
 
     template <class F>
@@ -275,7 +300,7 @@ public:
         if (prompts.empty()) tcomp::detail::throw_error<value_error>("text_encoder::encode: no prompts");
         std::vector<int> tokens;
         for (const std::string& p : prompts) {
-            const std::vector<int> t = byte_tokenizer::encode(p, config_.context);
+            const std::vector<int> t = tokenizer_.encode(p, config_.context);
             tokens.insert(tokens.end(), t.begin(), t.end());
         }
         return forward(tokens, static_cast<index_t>(prompts.size()), threads);
@@ -292,15 +317,15 @@ public:
         for (index_t b = 0; b < batch; ++b)
             for (index_t i = 0; i < t; ++i) {
                 const int tok = tokens[static_cast<std::size_t>(b * t + i)];
-                if (tok < 0 || tok >= byte_tokenizer::vocab_size)
+                if (tok < 0 || tok >= tokenizer_.vocab_size())
                     tcomp::detail::throw_error<value_error>("text_encoder::forward: token ", tok, " at [", b, ", ", i,
                                                             "] is outside the vocabulary of ",
-                                                            byte_tokenizer::vocab_size);
-                if ((i == 0) != (tok == byte_tokenizer::bos))
+                                                            tokenizer_.vocab_size());
+                if ((i == 0) != (tok == tokenizer_.bos()))
                     tcomp::detail::throw_error<value_error>("text_encoder::forward: sequence ", b,
                                                             " must have BOS at position 0 and only there (token ", tok,
                                                             " at ", i, ")");
-                if (tok == byte_tokenizer::eos && eos_pos[static_cast<std::size_t>(b)] < 0)
+                if (tok == tokenizer_.eos() && eos_pos[static_cast<std::size_t>(b)] < 0)
                     eos_pos[static_cast<std::size_t>(b)] = i;
             }
         for (index_t b = 0; b < batch; ++b)
@@ -319,6 +344,28 @@ public:
     }
 
 private:
+    static text_encoder_config checked(const text_encoder_config& c) {
+        c.validate();
+        return c;
+    }
+
+    /// The linears and norms from params_, then the BOS cache.
+    void build(const layer_policy_fn& choose, bool bos_fp32) {
+        const std::vector<linear_spec> specs = layer_specs(config_);
+        std::size_t next = 0;
+        auto make = [&] { return detail::make_linear(params_, specs[next++], choose); };
+        for (index_t l = 0; l < config_.layers; ++l) {
+            const std::string p = "text.layers." + std::to_string(l) + ".";
+            layer L;
+            L.norm1_weight = params_.at(p + "norm1.weight"), L.norm1_bias = params_.at(p + "norm1.bias");
+            L.norm2_weight = params_.at(p + "norm2.weight"), L.norm2_bias = params_.at(p + "norm2.bias");
+            L.q = make(), L.k = make(), L.v = make(), L.o = make();
+            L.fc1 = make(), L.fc2 = make();
+            layers_.push_back(std::move(L));
+        }
+        if (bos_fp32) cache_bos();
+    }
+
     /// Per-layer keys/values of the positions a run skips, and their final output rows.
     struct prefix_cache {
         std::vector<std::vector<float>> k, v;  // [layer][skipped positions x width]
@@ -387,10 +434,10 @@ private:
 
     /// Computes the BOS row (position 0 alone, which is all it ever sees) with float copies of every layer.
     void cache_bos() {
-        text_encoder fp32(config_);
+        const text_encoder fp32(config_, tokenizer_, params_);
         const text_encoder_config& c = config_;
         // Any sequence will do: causal attention makes row 0 (and its keys/values) depend on BOS alone.
-        const std::vector<int> tokens = byte_tokenizer::encode("", c.context);
+        const std::vector<int> tokens = tokenizer_.encode("", c.context);
         prefix_cache rec;
         const std::vector<float> hidden = fp32.run(tokens, 1, 0, &rec, 1);
         const index_t w = c.width;
@@ -402,7 +449,8 @@ private:
     }
 
     text_encoder_config config_;
-    std::map<std::string, std::vector<float>> params_;
+    prompt_tokenizer tokenizer_;
+    parameter_map params_;
     std::vector<layer> layers_;
     std::vector<float> bos_hidden_;                  // bos_fp32: BOS's final row
     std::vector<std::vector<float>> bos_k_, bos_v_;  // bos_fp32: BOS's keys/values per layer
