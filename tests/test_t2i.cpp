@@ -27,6 +27,7 @@
 #include "tcomp/model/mlp_classifier.hpp"
 #include "tcomp/metrics/signal.hpp"
 #include "tcomp/model/t2i_evaluation.hpp"
+#include "tcomp/model/t2i_mixed_precision.hpp"
 
 using namespace tcomp;
 using tcomp_test::error_of;
@@ -390,4 +391,73 @@ TEST_CASE("BOS-aware text embeddings with per-tensor activation scales: the stan
     std::printf("[t2i] BOS-aware, per-tensor W8A8 text encoder, t2i_mnist (no BOS outlier): hidden SQNR %.2f -> %.2f dB, "
                 "pooled %.2f -> %.2f dB\n", t_h0, t_h1, t_p0, t_p1);
     CHECK(t_h1 > t_h0 - 1.0);  // measured 40.17 -> 40.45 dB: no outlier to remove, a small gain all the same
+}
+
+TEST_CASE("mixed precision: candidates, groups, sensitivity table and allocation under budget", "[t2i][mixed]") {
+    CHECK(model::candidate_policy("4:g32", 64, true) == "w=int4:g32 a=int8:token");
+    CHECK(model::candidate_policy("4:g32", 16, true) == "w=int4:channel a=int8:token");  // 32 does not divide 16
+    CHECK(model::candidate_policy("8:channel", 16, false) == "w=int8:channel");
+    CHECK_THROWS_WITH(model::candidate_policy("9:g32", 64, true), Catch::Contains("<bits 2..8>"));
+    CHECK_THROWS_WITH(model::candidate_policy("4:block", 64, true), Catch::Contains("4:block"));
+    CHECK(model::group_of("dit.blocks.1.cross_attn.k") == model::sensitivity_group::content);
+    CHECK(model::group_of("dit.blocks.1.mlp.fc2") == model::sensitivity_group::content);
+    CHECK(model::group_of("text.layers.0.attn.q") == model::sensitivity_group::content);
+    CHECK(model::group_of("dit.blocks.1.attn.q") == model::sensitivity_group::quality);
+    CHECK(model::group_of("dit.blocks.1.adaLN") == model::sensitivity_group::quality);
+    CHECK(model::group_of("dit.final.linear") == model::sensitivity_group::quality);
+
+    if (!have_t2i("mixed precision on t2i_mnist")) return;
+    const auto ck = model::diffusion_checkpoint::load(t2i_dir());
+    model::t2i_sensitivity_options o;
+    o.candidates = {"8:channel", "3:g32"};
+    o.steps = 1;
+#ifdef NDEBUG
+    o.prompts.prompts.resize(4), o.prompts.digits.resize(4);
+#else
+    o.prompts.prompts.resize(1), o.prompts.digits.resize(1);  // Debug / sanitizer builds
+#endif
+    const std::vector<model::layer_sensitivity> table = model::measure_t2i_sensitivity(ck.config, ck.weights, o);
+    const std::vector<model::linear_spec> specs = model::diffusion_pipeline::layer_specs(ck.config);
+    REQUIRE(table.size() == specs.size());
+    double mean[2] = {0, 0};
+    std::size_t count[2] = {0, 0};
+    for (std::size_t i = 0; i < table.size(); ++i) {
+        const auto& L = table[i];
+        CHECK(L.layer == specs[i].name);
+        REQUIRE(L.policies.size() == 2);
+        // 8-bit per channel: 8 N K code bits + 32 N scale bits; 3-bit groups: 3 N K + 32 N K / 32 (or per channel).
+        const std::int64_t nk = L.out * L.in;
+        CHECK(L.bits[0] == 8 * nk + 32 * L.out);
+        CHECK(L.bits[1] == (L.in % 32 == 0 ? 3 * nk + nk : 3 * nk + 32 * L.out));
+        for (std::size_t k = 0; k < 2; ++k) {
+            CHECK(std::isfinite(L.sensitivity[k]));
+            CHECK(L.sensitivity[k] >= 0.0);
+            const int g = L.group == model::sensitivity_group::content ? 0 : 1;
+            mean[g] += L.sensitivity[k], ++count[g];
+        }
+    }
+    CHECK(mean[0] / static_cast<double>(count[0]) == Approx(1.0));  // each group normalised to mean 1
+    CHECK(mean[1] / static_cast<double>(count[1]) == Approx(1.0));
+    // 3-bit groups hurt more than 8-bit channels on average (per layer it is measured, not assumed).
+    double s8 = 0, s3 = 0;
+    for (const auto& L : table) s8 += L.sensitivity[0], s3 += L.sensitivity[1];
+    CHECK(s3 > s8);
+
+    const model::t2i_allocation a = model::allocate_t2i(ck.config, ck.weights, table, 6.0, o, {0.4, 0.6});
+    CHECK(a.average_bits <= 6.0);
+    CHECK(a.average_bits > 5.0);
+    CHECK(a.policies.size() == table.size());
+    CHECK(a.exact);
+    CHECK_THAT(error_of([&] { model::allocate_t2i(ck.config, ck.weights, table, 3.5, o); }),
+               Catch::Contains("below the cheapest assignment"));
+    CHECK_THAT(error_of([&] { model::allocate_t2i(ck.config, ck.weights, table, 9.0, o); }),
+               Catch::Contains("above the dearest assignment"));
+    auto wrong = table;
+    wrong[5].layer = "text.layers.0.mlp.fc3";
+    CHECK_THAT(error_of([&] { model::allocate_t2i(ck.config, ck.weights, wrong, 6.0, o); }),
+               Catch::Contains("row 5 (text.layers.0.mlp.fc3)") && Catch::Contains("text.layers.0.mlp.fc2"));
+    wrong = table;
+    wrong.pop_back();
+    CHECK_THAT(error_of([&] { model::allocate_t2i(ck.config, ck.weights, wrong, 6.0, o); }),
+               Catch::Contains("61 layers, the model 62"));
 }

@@ -5,7 +5,7 @@
 //
 // A multiple-choice knapsack, solved by dynamic programming over the cost. Costs are integers (weight bits x
 // elements, file bytes, nanoseconds: whatever the budget is in); they are divided by the greatest common divisor
-// of every cost and the budget first, which keeps the table small for the usual costs (bits x N x K with N K a
+// of every cost difference within a layer first, which keeps the table small for the usual costs (bits x N x K with N K a
 // multiple of 64). The solution is then exact (result.exact). When the table would still exceed `max_states`
 // cost units, costs are rounded up to a coarser unit: the solution stays within budget (the true costs are
 // checked), and result.exact is false, so the caller knows it is not proven optimal.
@@ -79,16 +79,17 @@ inline allocation_result allocate_bits(std::span<const allocation_layer> layers,
     if (budget > hi)
         tcomp::detail::throw_error<error>("allocate_bits: budget ", budget, " is above the dearest assignment (", hi,
                                           "): it constrains nothing; the budget must lie in [", lo, ", ", hi, "]");
-    // The unit: the gcd of every cost above each layer's cheapest and of the slack (exact), or coarser.
-    // Costs are shifted by each layer's cheapest so the table only spans the slack budget - lo.
+    // Costs are shifted by each layer's cheapest so the table only spans the slack budget - lo. The unit: the
+    // gcd of every shifted cost, so every reachable extra cost is a multiple of it and floor(slack / unit) units
+    // lose nothing (exact); or coarser, when that table would be too large.
     const std::int64_t slack = budget - lo;
-    std::int64_t unit = slack;
+    std::int64_t unit = 0;
     for (const allocation_layer& l : layers) {
         std::int64_t cheapest = std::numeric_limits<std::int64_t>::max();
         for (const allocation_candidate& c : l.candidates) cheapest = std::min(cheapest, c.cost);
         for (const allocation_candidate& c : l.candidates) unit = std::gcd(unit, c.cost - cheapest);
     }
-    if (unit == 0) unit = 1;  // every layer has one cost and the budget is the cheapest: any unit works
+    if (unit == 0) unit = 1;  // every layer's candidates cost the same: any unit works
     bool exact = true;
     if (slack / unit + 1 > max_states) {
         unit = (slack + max_states - 2) / (max_states - 1);  // slack / unit + 1 <= max_states

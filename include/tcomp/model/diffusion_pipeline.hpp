@@ -134,6 +134,13 @@ public:
         text_.for_each_linear(f);
         dit_.for_each_linear(f);
     }
+    /// Bytes of the linear layers' weights in canonical packed form (linear::stored_bytes: codes, scales, zero
+    /// points; 4 N K for fp32), plus their biases: the model size a recipe gives.
+    std::size_t linear_stored_bytes() const {
+        std::size_t b = 0;
+        for_each_linear([&](const linear& l) { b += l.stored_bytes(); });
+        return b;
+    }
     /// Bytes the linear layers stream (packed weights and scales, or floats), plus their biases.
     std::size_t linear_weight_bytes() const {
         std::size_t b = 0;
