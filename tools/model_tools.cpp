@@ -127,8 +127,9 @@ bool is_mlp_file(const fs::path& p) {
 
 void require_model_kind(const fs::path& model) {
     if (is_t2i_dir(model))
-        tcomp::detail::throw_error<error>(model.string(), " is a text-to-image checkpoint: tcomp-eval takes it (with "
-                                          "--judge), calibration and compressed files of it are not implemented yet");
+        tcomp::detail::throw_error<error>(model.string(), " is a text-to-image checkpoint: tcomp-eval (with --judge) and "
+                                          "tcomp-mixed take it; tcomp-calibrate and tcomp-quantize take LLaMA and MLP "
+                                          "models only");
     if (is_llama_dir(model) || is_mlp_file(model)) return;
     tcomp::detail::throw_error<error>(model.string(), " is neither a LLaMA directory (config.json) nor an MLP checkpoint "
                                       "(a .safetensors file with fc1.weight); TAEF2 and the DiT pipeline are not "

@@ -39,29 +39,28 @@ struct diffusion_checkpoint {
     static constexpr const char* format = "tcomp-t2i-mnist-v1";
 
     /// config.json + tokenizer.json + model.safetensors of `dir`; io::file_error (or tcomp::error) naming the
-    /// file and the field or tensor for anything missing, inconsistent or not implemented.
+    /// file and the field or tensor for anything missing or inconsistent, or a computation tcomp does not have.
     static diffusion_checkpoint load(const std::filesystem::path& dir) {
         diffusion_checkpoint ck;
         const std::filesystem::path config_path = dir / "config.json";
-        ck.read_config(config_path);
+        const index_t vocab_size = ck.read_config(config_path);
         const std::filesystem::path tok_path = dir / "tokenizer.json";
         ck.weights.tokenizer = prompt_tokenizer::load(tok_path);
         const prompt_tokenizer& tok = ck.weights.tokenizer;
-        if (tok.vocab_size() != ck.vocab_size_)
+        if (tok.vocab_size() != vocab_size)
             throw io::file_error(tok_path.string() + ": " + std::to_string(tok.vocab_size()) + " words, " +
-                                 config_path.string() + " says text.vocab_size " + std::to_string(ck.vocab_size_));
+                                 config_path.string() + " says text.vocab_size " + std::to_string(vocab_size));
         if (tok.context() != 0 && tok.context() != ck.config.text.context)
             throw io::file_error(tok_path.string() + ": context " + std::to_string(tok.context()) + ", " +
                                  config_path.string() + " says text.context " +
                                  std::to_string(ck.config.text.context));
-        ck.read_weights(dir / "model.safetensors");
+        ck.read_weights(dir / "model.safetensors", vocab_size);
         return ck;
     }
 
 private:
-    index_t vocab_size_ = 0;  // only while loading
-
-    void read_config(const std::filesystem::path& path) {
+    /// Fills config and the image fields; returns text.vocab_size (the tokenizer and the embedding must agree).
+    index_t read_config(const std::filesystem::path& path) {
         const std::string text = tcomp::detail::read_small_file(path, std::uint64_t{1} << 20, "diffusion config");
         nlohmann::json j;
         try {
@@ -104,7 +103,7 @@ private:
         tc.width = integer(t, "text", "width", 1), tc.layers = integer(t, "text", "layers", 1);
         tc.heads = integer(t, "text", "heads", 1), tc.mlp_width = integer(t, "text", "mlp_width", 1);
         tc.context = integer(t, "text", "context", 2), tc.norm_eps = number(t, "text", "norm_eps");
-        vocab_size_ = integer(t, "text", "vocab_size", 4);
+        const index_t vocab_size = integer(t, "text", "vocab_size", 4);
         tc.bos_outlier = 0.0f, tc.bos_outlier_channels = 0;  // seeded-init choices: trained weights have none
         must_be(t, "text", "activation", "quick_gelu");
         must_be(t, "text", "causal", true);
@@ -165,18 +164,19 @@ private:
         } catch (const error& e) {
             throw io::file_error(origin + ": " + e.what());
         }
+        return vocab_size;
     }
 
-    void read_weights(const std::filesystem::path& path) {
+    void read_weights(const std::filesystem::path& path, index_t vocab_size) {
         const io::safetensors_file file = io::safetensors_file::open(path);
         const std::string origin = path.string();
         // The shape each tensor must have: [out, in] for a linear, [vocab, width] / [context, width] for the
         // embeddings, one dimension for the rest.
         std::map<std::string, std::vector<std::int64_t>> want;
-        for (const auto& [name, n] : text_encoder::parameter_shapes(config.text, vocab_size_)) want[name] = {n};
+        for (const auto& [name, n] : text_encoder::parameter_shapes(config.text, vocab_size)) want[name] = {n};
         for (const auto& [name, n] : dit::parameter_shapes(config.dit)) want[name] = {n};
         for (const linear_spec& s : diffusion_pipeline::layer_specs(config)) want[s.name + ".weight"] = {s.out, s.in};
-        want["text.token_embedding"] = {vocab_size_, config.text.width};
+        want["text.token_embedding"] = {vocab_size, config.text.width};
         want["text.position_embedding"] = {config.text.context, config.text.width};
         for (const io::tensor_view& t : file.tensors()) {
             const auto it = want.find(t.name);
@@ -191,7 +191,7 @@ private:
         }
         weights.origin = origin;
         // Missing tensors and non-finite values: named by the models' own checks.
-        detail::require_parameters(weights.text, text_encoder::parameter_shapes(config.text, vocab_size_), origin);
+        detail::require_parameters(weights.text, text_encoder::parameter_shapes(config.text, vocab_size), origin);
         detail::require_parameters(weights.dit, dit::parameter_shapes(config.dit), origin);
     }
 };

@@ -159,10 +159,7 @@ public:
     /// Every parameter's element count: the linears' weights and biases (the position embedding is computed).
     static parameter_sizes parameter_shapes(const dit_config& c) {
         parameter_sizes s;
-        for (const linear_spec& ls : layer_specs(c)) {
-            s[ls.name + ".weight"] = ls.out * ls.in;
-            s[ls.name + ".bias"] = ls.out;
-        }
+        detail::add_linear_sizes(layer_specs(c), s);
         return s;
     }
 

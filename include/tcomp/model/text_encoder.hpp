@@ -162,6 +162,14 @@ inline void require_parameters(const parameter_map& given, const parameter_sizes
                                               " values) is not a parameter of this model (another config?)");
 }
 
+/// The element counts of the linears' "<name>.weight" (out x in) and "<name>.bias" (out), added to `sizes`.
+inline void add_linear_sizes(const std::vector<linear_spec>& specs, parameter_sizes& sizes) {
+    for (const linear_spec& s : specs) {
+        sizes[s.name + ".weight"] = s.out * s.in;
+        sizes[s.name + ".bias"] = s.out;
+    }
+}
+
 /// A linear from parameters "<name>.weight" / "<name>.bias", with the policy `choose` names (fp32 when empty).
 inline linear make_linear(const parameter_map& params, const linear_spec& spec, const layer_policy_fn& choose) {
     const std::string policy = choose ? choose(spec.name) : std::string("fp32");
@@ -233,10 +241,7 @@ public:
             for (const char* n : {"norm1", "norm2"})
                 for (const char* p : {".weight", ".bias"})
                     s["text.layers." + std::to_string(l) + "." + n + p] = c.width;
-        for (const linear_spec& ls : layer_specs(c)) {
-            s[ls.name + ".weight"] = ls.out * ls.in;
-            s[ls.name + ".bias"] = ls.out;
-        }
+        detail::add_linear_sizes(layer_specs(c), s);
         return s;
     }
 
