@@ -1,6 +1,6 @@
 // Model layers by descriptor: model::linear::forward for policies that run on the SIMD kernels (w8a16, w4a16,
-// w8a8; nf4, mxfp4 and fp8 on the weight-only kernels, decoded by table or shifts) beside a descriptor that has
-// no kernel family and runs the reference path (fp8_a8: weights dequantized once, float GEMM). Counters:
+// w8a8; nf4, mxfp4, fp8 and fp8_w8a8 on the weight-only kernels, decoded by table or shifts) beside a descriptor
+// that no kernel family takes and runs the reference path (6-bit floats: weights dequantized once, float GEMM). Counters:
 // stored_GB/s (the compressed file's bytes of the weights per second) and streamed_GB/s (what the layer
 // actually reads per call: the kernels' packing, or 4 bytes per weight on the reference path, which is
 // therefore no faster than FP32, whatever the format saves on disk).
@@ -48,7 +48,8 @@ void layer_forward(benchmark::State& state, const std::string& policy) {
 }
 
 void register_all() {
-    for (const char* policy : {"fp32", "w8a16", "w4a16", "w8a8", "nf4", "mxfp4", "fp8", "fp8_a8"})
+    for (const char* policy : {"fp32", "w8a16", "w4a16", "w8a8", "nf4", "mxfp4", "fp8", "fp8_w8a8",
+                                "w=fp6_e2m3:g32 a=int8:token"})
         benchmark::RegisterBenchmark((std::string("layer/") + policy).c_str(), layer_forward, std::string(policy))
             ->Arg(1)
             ->Arg(16)

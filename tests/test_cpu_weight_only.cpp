@@ -1,5 +1,7 @@
 // The weight-only CPU kernels (W8A16, W4A16, W2A16: integer weights dequantized in registers, fp32 or bf16
-// activations) against the scalar oracle, on every SIMD path this machine supports: the presets w8a16,
+// activations; and floating weights, or floating activations, with quantized activations: fp8 / MXFP4 x int8
+// tokens and the like, through the front door) against the scalar oracle, on every SIMD path this machine
+// supports: the presets w8a16,
 // w4a16, w2a16 plus int4 symmetric per_group<32> with power-of-two scales, uint8 asymmetric per_channel
 // (8-bit zero offsets), int3 asymmetric per_group<16> (a 3-bit format in 4-bit packing, one chunk per
 // group) and int8 asymmetric per_group<32> (8-bit with groups); random shapes with tails in M, N and K (both
@@ -34,6 +36,8 @@
 #include "tcomp/format/mx_elements.hpp"
 #include "tcomp/format/nf4.hpp"
 #include "tcomp/kernel/reference/matmul.hpp"
+#include "tcomp/matmul.hpp"
+#include "tcomp/quant/describe.hpp"
 #include "tcomp/quant/presets.hpp"
 
 namespace {
@@ -275,4 +279,96 @@ TEST_CASE("weight-only packing: layout, copies, and unsupported compositions", "
         cpu::weight_only_storage s;
         CHECK_THAT(cpu::pack_weight_only(gw.weights().view(), s), Catch::Contains("multiple of 16"));
     }
+}
+
+namespace {
+
+// Quantized activations with a floating operand (family_table.hpp): the weight-only kernels on the activations
+// quantized and decoded back to float. The oracle sums the same dequantized products in double, so the bound
+// above holds with x replaced by the decoded activations.
+using fp8_w8a8 = policy<quantizer<fp8_e4m3, symmetric, per_channel>, presets::int8_per_token>;
+using mxfp4_w4a8 = policy<quantizer<fp4_e2m1, symmetric, per_group<32>, e8m0_scale>, presets::int8_per_token>;
+using fp8_a8 = policy<quantizer<fp8_e4m3, symmetric, per_channel>, quantizer<fp8_e4m3, symmetric, per_token, dynamic>>;
+using nf4_u8a = policy<quantizer<nf4_format, symmetric, per_group<64>>, presets::uint8_per_token_asymmetric>;
+using w8_fp8a = policy<presets::int8_per_channel, quantizer<fp8_e4m3, symmetric, per_token, dynamic>>;
+using fp8_a8_static = policy<quantizer<fp8_e4m3, symmetric, per_channel>, presets::int8_per_tensor_static>;
+using fp8_a8_group = policy<quantizer<fp8_e4m3, symmetric, per_channel>, quantizer<int_format<8>, symmetric, per_group<32>, dynamic>>;
+
+template <class P>
+void check_quantized_activations(const char* name, std::uint32_t seed) {
+    STATIC_REQUIRE(cpu::family_of<P>() == cpu::kernel_family::weight_only);
+    using AQ = typename P::activation_quantizer;
+    const index_t ms[] = {1, 3, 17};
+    const index_t ks[] = {64, 96, 320};
+    const index_t ns[] = {5, 33};
+    constexpr index_t group = P::weight_quantizer::granularity::group_size;
+    int pair = 0;
+    for (index_t k : ks)
+        for (index_t n : ns) {
+            if (group > 0 && k % group != 0) continue;
+            const index_t m = ms[pair++ % 3];
+            const auto w = gaussian(n, k, seed + static_cast<std::uint32_t>(k + n));
+            auto x = gaussian(m, k, seed + 7 + static_cast<std::uint32_t>(k));
+            x(0, 1) = 9.0f;  // an outlier: the activation scales matter
+            auto cw = compress<P>(w.view());
+            if constexpr (compressed_weights<P>::calibrated_activations()) {
+                cw.calibrate(gaussian(12, k, seed + 99).view());
+            }
+            const std::vector<float> bias = tcomp_test::uniform_vector(n, seed + static_cast<std::uint32_t>(n), 1.0f);
+            dense_matrix<float> y_ref(m, n);
+            reference::matmul(x.view(), cw, y_ref.view(), bias);
+            // The decoded activations the oracle multiplies, and the bound of the header comment on them.
+            const scale_table* fixed = nullptr;
+            if constexpr (compressed_weights<P>::calibrated_activations()) fixed = &cw.activation_scales();
+            auto xq = dequantize(quantize<AQ>(x.view(), {}, fixed));
+            const auto wd = dequantize(cw.weights());
+            const auto packed = cpu::pack(cw);
+            REQUIRE(packed.unsupported_reason() == "");
+            for (cpu::isa_path path : tcomp_test::simd_paths()) {
+                cpu::scoped_path force(path);
+                INFO(name << " on " << cpu::to_string(path) << ": M=" << m << " N=" << n << " K=" << k);
+                // The activations the kernels see are the oracle's, bit for bit (SIMD encoder or quantize<AQ>).
+                dense_matrix<float> xk;
+                cpu::detail::quantized_activations(packed, *cpu::kernels_for(path), x.view(), 2, xk);
+                CHECK(xk.storage() == xq.storage());
+                dense_matrix<float> y(m, n);
+                matmul(x.view(), packed, y.view(), bias, {.threads = 2});
+                CHECK(cpu::uses_simd(packed));
+                float worst = 0.0f;
+                for (index_t i = 0; i < m; ++i)
+                    for (index_t j = 0; j < n; ++j) {
+                        double s = 0.0;
+                        for (index_t kk = 0; kk < k; ++kk) s += std::fabs(double(xq(i, kk)) * double(wd(j, kk)));
+                        const double bound = (2.0 * double(k) + 8.0) * 0x1p-24 * s + 0x1p-22 * std::fabs(y_ref(i, j)) + 1e-30;
+                        worst = std::max(worst, static_cast<float>(std::fabs(double(y(i, j)) - double(y_ref(i, j))) / bound));
+                    }
+                INFO("worst |y - y_ref| / bound = " << worst);
+                CHECK(worst <= 1.0f);
+            }
+        }
+}
+
+}  // namespace
+
+TEST_CASE("weight-only kernels with quantized activations (a floating operand) match the oracle", "[cpu_weight_only]") {
+    if (tcomp_test::simd_paths().empty()) {
+        WARN("no SIMD path compiled in or supported here: nothing to test");
+        return;
+    }
+    SECTION("fp8 e4m3 weights x int8 tokens (SIMD encoder)") { check_quantized_activations<fp8_w8a8>("fp8_w8a8", 1300); }
+    SECTION("MXFP4 weights x int8 tokens") { check_quantized_activations<mxfp4_w4a8>("mxfp4_w4a8", 1400); }
+    SECTION("fp8 weights x fp8 tokens (quantize<AQ>)") { check_quantized_activations<fp8_a8>("fp8_a8", 1500); }
+    SECTION("nf4 weights x uint8 tokens with zero points") { check_quantized_activations<nf4_u8a>("nf4 u8a", 1600); }
+    SECTION("int8 weights x fp8 tokens") { check_quantized_activations<w8_fp8a>("w8 fp8a", 1700); }
+    SECTION("fp8 weights x calibrated int8 per tensor") { check_quantized_activations<fp8_a8_static>("fp8 static", 1800); }
+    SECTION("fp8 weights x int8 per group of 32") { check_quantized_activations<fp8_a8_group>("fp8 a g32", 1900); }
+}
+
+TEST_CASE("weight-only kernels with quantized activations: stochastic rounding stays on the oracle", "[cpu_weight_only]") {
+    using P = policy<quantizer<fp8_e4m3, symmetric, per_channel>, quantizer<int_format<8>, per_token, stochastic>>;
+    const auto w = gaussian(8, 64, 5);
+    const auto packed = cpu::pack(compress<P>(w.view()));
+    CHECK(packed.family() == cpu::kernel_family::reference);
+    CHECK_THAT(packed.unsupported_reason(), Catch::Contains("stochastic rounding of activations"));
+    CHECK(cpu::supports(describe<P>(), 64) == packed.unsupported_reason());
 }

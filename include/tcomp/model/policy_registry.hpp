@@ -50,6 +50,12 @@ using nf4_g64 = policy<quantizer<nf4_format, symmetric, per_group<64>>, float_ac
 using mxfp4_weights = policy<quantizer<fp4_e2m1, symmetric, per_group<32>, e8m0_scale>, float_activations>;
 /// FP8 E4M3 per output channel, float activations (alias "fp8"): the weight-only kernels decode by shifts.
 using fp8_channel = policy<quantizer<fp8_e4m3, symmetric, per_channel>, float_activations>;
+/// The same weights with quantized tokens (aliases "fp8_w8a8": INT8, "fp8_a8": FP8 E4M3; "mxfp4_w4a8": MXFP4 x
+/// INT8): no integer dot product exists for a floating operand, so the weight-only kernels run them on the
+/// activations quantized and decoded back to float (kernel/cpu/family_table.hpp).
+using fp8_w8a8 = policy<quantizer<fp8_e4m3, symmetric, per_channel>, presets::int8_per_token>;
+using fp8_a8 = policy<quantizer<fp8_e4m3, symmetric, per_channel>, quantizer<fp8_e4m3, symmetric, per_token, dynamic>>;
+using mxfp4_w4a8 = policy<quantizer<fp4_e2m1, symmetric, per_group<32>, e8m0_scale>, presets::int8_per_token>;
 
 /// Every policy a model layer can take by name, in the order known_policies() lists them.
 inline constexpr auto policy_table = std::make_tuple(
@@ -59,7 +65,8 @@ inline constexpr auto policy_table = std::make_tuple(
     policy_entry<presets::w4a8_2of4>{"w4a8_2of4"}, policy_entry<presets::w1a1>{"w1a1"},
     policy_entry<w4a8_g32>{"w4a8_g32"}, policy_entry<w4a16_g32>{"w4a16_g32"}, policy_entry<w4a8_pc>{"w4a8_pc"},
     policy_entry<w4a16_pc>{"w4a16_pc"}, policy_entry<nf4_g64>{"nf4"}, policy_entry<mxfp4_weights>{"mxfp4"},
-    policy_entry<fp8_channel>{"fp8"}, policy_entry<presets::w8a8_static>{"w8a8_static"});
+    policy_entry<fp8_channel>{"fp8"}, policy_entry<fp8_w8a8>{"fp8_w8a8"}, policy_entry<fp8_a8>{"fp8_a8"},
+    policy_entry<mxfp4_w4a8>{"mxfp4_w4a8"}, policy_entry<presets::w8a8_static>{"w8a8_static"});
 
 /// Whether a policy (a name or a spelling) quantizes activations with calibrated (static) scales: such a layer
 /// needs its scales (calibrate(), or a file), so it cannot be made from float weights alone.

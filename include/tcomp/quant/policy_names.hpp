@@ -21,7 +21,7 @@ struct policy_alias {
 };
 
 /// Every alias, in the order messages list them.
-inline constexpr std::array<policy_alias, 18> policy_aliases{{
+inline constexpr std::array<policy_alias, 20> policy_aliases{{
     {"w8a8", "w=int8:channel a=int8:token", "INT8 per channel x INT8 per token (dynamic)"},
     {"w8a8_static", "w=int8:channel a=int8:tensor:static", "INT8 per channel x INT8 per tensor, calibrated"},
     {"w4a8", "w=int4:g128 a=int8:token", "INT4 per group of 128 x INT8 per token"},
@@ -40,6 +40,8 @@ inline constexpr std::array<policy_alias, 18> policy_aliases{{
     {"mxint8", "w=q1.6:g32:e8m0", "OCP MXINT8: Q1.6 elements, E8M0 scale per 32, float activations"},
     {"fp8", "w=fp8_e4m3:channel", "FP8 E4M3 per output channel (float scale), float activations"},
     {"fp8_a8", "w=fp8_e4m3:channel a=fp8_e4m3:token", "FP8 E4M3 weights per channel x FP8 E4M3 tokens"},
+    {"fp8_w8a8", "w=fp8_e4m3:channel a=int8:token", "FP8 E4M3 weights per channel x INT8 tokens (dynamic)"},
+    {"mxfp4_w4a8", "w=fp4_e2m1:g32:e8m0 a=int8:token", "MXFP4 weights x INT8 tokens (dynamic)"},
 }};
 
 /// The alias `name` stands for, or nullptr.

@@ -8,10 +8,13 @@
 // two faces to each other over the typed policies).
 //
 //   row           takes                                               packs (kernel/cpu/*_pack.hpp)
-//   weight_only   float activations                                   integer grids of <= 256 codes, 4-bit
-//                                                                     floating formats (table), 8-bit minifloats
+//   weight_only   float activations, or quantized activations with    integer grids of <= 256 codes, 4-bit
+//                 a floating format on either side (fp8 or MXFP4      floating formats (table), 8-bit minifloats
+//                 weights x int8 tokens, int8 weights x fp8 tokens:
+//                 the activations are quantized, then decoded back
+//                 to float: no integer dot product exists for them)
 //   binary        sign-grid weights and sign-grid activations         xnor + popcount bit planes
-//   int_dot       other quantized activations                         integer weights x uint8 activations
+//   int_dot       integer weights x integer activations               integer weights x uint8 activations
 #pragma once
 
 #include <cstddef>
@@ -58,17 +61,39 @@ struct family_row_base {
     static std::size_t bytes(const family_storage& s) { return (s.*Storage).bytes(); }
 };
 
+namespace detail {
+
+/// Quantized activations with a floating format on either side: no integer dot product, so the weight-only
+/// kernels run them on the activations decoded back to float.
+template <class P>
+constexpr bool floating_operand() {
+    if constexpr (P::quantizes_activations)
+        return !integer_grid_format<typename P::weight_quantizer::format> ||
+               !integer_grid_format<typename P::activation_quantizer::format>;
+    else
+        return false;
+}
+
+inline constexpr const char* stochastic_activations_reason =
+    "stochastic rounding of activations (the kernels take no seed: the oracle runs it)";
+
+}  // namespace detail
+
 template <>
 struct family_row<kernel_family::weight_only>
     : family_row_base<kernel_family::weight_only, &kernel_table::weight_only, &family_storage::weight_only> {
     template <class P>
-    static constexpr bool takes = !P::quantizes_activations;
+    static constexpr bool takes = !P::quantizes_activations || detail::floating_operand<P>();
     template <class P>
     static std::string pack(const compressed_weights<P>& w, family_storage& s) {
+        if constexpr (P::quantizes_activations)
+            if constexpr (P::activation_quantizer::rounding::is_stochastic) return detail::stochastic_activations_reason;
         return pack_weight_only(w.weights().view(), s.weight_only);
     }
     /// pack_weight_only's static reasons (the ones that do not depend on the weights' values).
     static std::string supports(const descriptor& d, index_t k) {
+        if (d.activations && d.activations->rounding == rounding_kind::stochastic)
+            return detail::stochastic_activations_reason;
         const format_info& f = format_info_for(d.weights.format);
         if (d.sparsity.kind != sparsity_kind::dense) return "sparse weights: the weight-only kernels take dense matrices";
         if (!f.integer_grid() && f.bits > 4 && f.bits != 8)
@@ -174,10 +199,18 @@ struct family_row<kernel_family::int_dot>
         else if constexpr (AQ::granularity::group_size > 0) return "per_group activation scales";
         else return "";
     }
+    /// Whether the SIMD encoder quantizes AQ's activations (activation_reason's conditions, as a constant).
+    template <class AQ>
+    static constexpr bool simd_encodes = [] {
+        using F = typename AQ::format;
+        if constexpr (!integer_grid_format<F>) return false;
+        else return F::code_max - F::code_min <= 255 && !tcomp::detail::is_sign_grid<F>() &&
+                    !AQ::rounding::is_stochastic && AQ::granularity::group_size == 0;
+    }();
 };
 
 /// The family whose kernels a policy's weights are packed for: the first row of {weight_only, binary, int_dot}
-/// that takes it. Every policy is taken by one (int_dot takes what quantizes activations and is not binary).
+/// that takes it. Every policy is taken by one (int_dot takes integer grids on both sides that are not binary).
 template <class P>
 constexpr kernel_family family_of() {
     if constexpr (family_row<kernel_family::weight_only>::takes<P>) return kernel_family::weight_only;
@@ -185,12 +218,14 @@ constexpr kernel_family family_of() {
     else return kernel_family::int_dot;
 }
 
-/// The row family_of<P>() picks for describe<P>(), from the descriptor: weight_only for float activations,
-/// binary when both operands are sign grids, else int_dot.
+/// The row family_of<P>() picks for describe<P>(), from the descriptor: weight_only for float activations or a
+/// floating format on either side, binary when both operands are sign grids, else int_dot.
 inline kernel_family family_for(const descriptor& d) {
     if (!d.activations) return kernel_family::weight_only;
-    if (format_info_for(d.weights.format).sign_grid && format_info_for(d.activations->format).sign_grid)
-        return kernel_family::binary;
+    const format_info& w = format_info_for(d.weights.format);
+    const format_info& a = format_info_for(d.activations->format);
+    if (!w.integer_grid() || !a.integer_grid()) return kernel_family::weight_only;
+    if (w.sign_grid && a.sign_grid) return kernel_family::binary;
     return kernel_family::int_dot;
 }
 

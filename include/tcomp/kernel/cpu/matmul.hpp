@@ -83,19 +83,18 @@ struct int_dot_scratch {
     std::vector<float> lo, hi;
 };
 
+/// Steps 1-2 of every quantized-activation path: each row's scale and offset (calibrated, or from the data as
+/// the policy's observer says) and its codes as unsigned bytes (code - code_min), row stride `stride` >= K,
+/// vectorised and bit-identical to quantize<AQ>. Only for activation quantizers the SIMD encoder takes
+/// (family_row<int_dot>::activation_reason<P>() == "").
 template <class Policy>
-void run_int_dot(const packed_weights<Policy>& w, const kernel_table& table, matrix_view<const float> x,
-                 matrix_view<float> y, std::span<const float> bias, int threads) {
+void encode_activations(const packed_weights<Policy>& w, const kernel_table& table, matrix_view<const float> x,
+                        index_t stride, int threads, int_dot_scratch& s) {
     using AQ = typename Policy::activation_quantizer;
     using F = typename AQ::format;
-    const int_dot_weights& d = w.int_dot().desc;
-    const index_t m = x.rows(), k = x.cols(), kp = d.k_padded;
-    // The caller's scratch; a named reference, because lambdas running on pool threads would otherwise
-    // name their own thread's thread_local instance.
-    thread_local int_dot_scratch caller_scratch;
-    int_dot_scratch& s = caller_scratch;
+    const index_t m = x.rows(), k = x.cols();
     const auto rows_alloc = static_cast<std::size_t>(m + 8);
-    s.x.assign(rows_alloc * static_cast<std::size_t>(kp), 0);
+    s.x.assign(rows_alloc * static_cast<std::size_t>(stride), 0);
     s.scale.assign(rows_alloc, 0.0f);
     s.offset.assign(rows_alloc, 0);
     thread_pool& pool = thread_pool::instance();
@@ -139,9 +138,22 @@ void run_int_dot(const packed_weights<Policy>& w, const kernel_table& table, mat
         e.scale = s.scale[r];
         e.zero = static_cast<float>(s.offset[r] + F::code_min);
         e.code_min = F::code_min, e.code_max = F::code_max;
-        e.out = s.x.data() + r * kp;
+        e.out = s.x.data() + r * stride;
         table.encode_u8(e);
     });
+}
+
+template <class Policy>
+void run_int_dot(const packed_weights<Policy>& w, const kernel_table& table, matrix_view<const float> x,
+                 matrix_view<float> y, std::span<const float> bias, int threads) {
+    const int_dot_weights& d = w.int_dot().desc;
+    const index_t m = x.rows(), kp = d.k_padded;
+    // The caller's scratch; a named reference, because lambdas running on pool threads would otherwise
+    // name their own thread's thread_local instance.
+    thread_local int_dot_scratch caller_scratch;
+    int_dot_scratch& s = caller_scratch;
+    thread_pool& pool = thread_pool::instance();
+    encode_activations(w, table, x, kp, threads, s);
 
     // 3. The GEMM.
     const task_grid grid = make_task_grid(d.panels, m, threads);
@@ -176,6 +188,46 @@ void run_weight_only(const packed_weights<Policy>& w, const kernel_table& table,
         grid.range(task, c.panel_begin, c.panel_end, c.m_begin, c.m_end);
         if (c.panel_begin < c.panel_end && c.m_begin < c.m_end) table.weight_only(c);
     });
+}
+
+/// The activations a weight-only call with quantized activations multiplies: X quantized as the policy says
+/// and decoded back to float, equal bit for bit to the oracle's dequantize_value of quantize<AQ>(X) (per row:
+/// scale * float(q - zero)). Integer grids the SIMD encoder takes are encoded by it; other activation formats
+/// (fp8 tokens, per-group cells) by quantize<AQ> itself. Stochastic rounding never gets here (the family row
+/// refuses it: the kernels take no seed).
+template <class Policy>
+void quantized_activations(const packed_weights<Policy>& w, const kernel_table& table, matrix_view<const float> x,
+                           int threads, dense_matrix<float>& out) {
+    using AQ = typename Policy::activation_quantizer;
+    const index_t m = x.rows(), k = x.cols();
+    if (out.rows() != m || out.cols() != k) out = dense_matrix<float>(m, k);
+    if constexpr (family_row<kernel_family::int_dot>::simd_encodes<AQ>) {
+        thread_local int_dot_scratch caller_scratch;
+        int_dot_scratch& s = caller_scratch;
+        encode_activations(w, table, x, k, threads, s);
+        thread_pool::instance().run(threads, m, [&](index_t r) {
+            const std::uint8_t* u = s.x.data() + r * k;
+            const float scale = s.scale[static_cast<std::size_t>(r)];
+            const std::int32_t offset = s.offset[static_cast<std::size_t>(r)];
+            for (index_t c = 0; c < k; ++c) out(r, c) = scale * static_cast<float>(static_cast<std::int32_t>(u[c]) - offset);
+        });
+    } else {
+        const scale_table* fixed = nullptr;
+        if constexpr (compressed_weights<Policy>::calibrated_activations()) fixed = &w.source().activation_scales();
+        out = dequantize(quantize<AQ>(x, {}, fixed));
+    }
+}
+
+/// Weight-only kernels with quantized activations (a floating format on either side): the activations are
+/// quantized and decoded once per call (quantized_activations), then the weights are decoded in registers.
+/// The oracle sums the same dequantized products in double; the kernel in float (the weight-only bound).
+template <class Policy>
+void run_weight_only_quantized(const packed_weights<Policy>& w, const kernel_table& table, matrix_view<const float> x,
+                               matrix_view<float> y, std::span<const float> bias, int threads) {
+    thread_local dense_matrix<float> caller_xq;
+    dense_matrix<float>& xq = caller_xq;
+    quantized_activations(w, table, x, threads, xq);
+    run_weight_only(w, table, matrix_view<const float>(xq.view()), y, bias, threads);
 }
 
 struct binary_scratch {
@@ -239,7 +291,11 @@ bool run_kernels(matrix_view<const T> x, const packed_weights<Policy>& w, matrix
     threads = resolve_threads(threads);
     // uses_simd() said the family has a kernel; run it (the family is the policy's row of the family table).
     constexpr kernel_family family = family_of<Policy>();
-    if constexpr (family == kernel_family::weight_only) {
+    if constexpr (family == kernel_family::weight_only && Policy::quantizes_activations) {
+        if constexpr (!std::is_same_v<T, float>) return false;  // the caller widens X, then calls again
+        else run_weight_only_quantized(w, table, x, y, bias, threads);
+        return true;
+    } else if constexpr (family == kernel_family::weight_only) {
         if constexpr (std::is_same_v<T, bfloat16>) {
             const matrix_view<const std::uint16_t> bits(reinterpret_cast<const std::uint16_t*>(x.data()), x.rows(),
                                                         x.cols(), x.row_stride());
