@@ -74,6 +74,8 @@ TEST_CASE("descriptor: describe<P> spells every kind of composition canonically"
     check_described<policy<quantizer<int_format<8>, per_channel, pow2_scale>, quantizer<uint_format<8>, asymmetric, per_group<64>>, n_m<1, 4>>>(
         "w=int8:channel:pow2 a=uint8:asym:g64 s=1:4");
     check_described<policy<quantizer<fixed_point_format<3, 4>, per_tensor, unit_scale>>>("w=q3.4:tensor:unit");
+    check_described<policy<quantizer<int_format<4>, per_group<32>, f16_scale>, presets::int8_per_token>>(
+        "w=int4:g32:f16 a=int8:token");
     check_described<policy<quantizer<bf16_format, per_tensor, unit_scale>, quantizer<fp16_format, per_tensor, unit_scale>>>(
         "w=bf16:tensor:unit a=fp16:tensor:unit");
 }
@@ -240,6 +242,8 @@ const std::vector<std::string>& file_table() {
         // integer grids, each scale kind
         "w=int8:channel a=int8:token",
         "w=int4:g32 a=int8:token",
+        "w=int4:g32:f16 a=int8:token",
+        "w=uint4:asym:g32:f16",
         "w=int2:g32",
         "w=int3:g64:pow2",
         "w=uint4:asym:g32",
@@ -273,6 +277,7 @@ const std::vector<std::string>& file_table() {
         "w=fp8_e4m3:channel s=bitmap:d0.3",
         // calibrated activations
         "w=int8:channel a=int8:tensor:static",
+        "w=int8:channel a=int8:tensor:f16:static",
         "w=int4:g32 a=uint8:asym:g32:static",
         "w=int8:channel a=int8:g64:shift4:static",
         "w=int8:channel a=int8:tensor:pow2:pct99.9:static",
@@ -345,22 +350,23 @@ TEST_CASE("compressed file v2: every composition saves, loads bit-identically an
     const model::linear typed = model::linear::make("w=int8:channel a=int8:token", w.view(), bias, "typed");
     CHECK(typed.kernel_note().empty());
     CHECK(typed.policy() == "w8a8");
-    // NF4, MXFP4 and FP8 weights with float activations: the weight-only kernels (tables, shifts).
-    for (const char* name : {"nf4", "mxfp4", "fp8"}) {
+    // NF4, MXFP4 and FP8 weights with float activations, and FP8 / MXFP4 weights with int8 or fp8 tokens: the
+    // weight-only kernels (tables, shifts; quantized activations decoded back to float).
+    for (const char* name : {"nf4", "mxfp4", "fp8", "fp8_w8a8", "mxfp4_w4a8", "fp8_a8"}) {
         const model::linear l = model::linear::make(name, w.view(), bias, name);
         INFO(name << ": " << l.kernel_note());
         CHECK(l.kernel_note().empty());
         CHECK(l.policy() == name);
     }
-    const model::linear ref = model::linear::make("w=fp8_e4m3:channel a=fp8_e4m3:token", w.view(), bias, "ref");
+    const model::linear ref = model::linear::make("w=fp6_e2m3:g32 a=int8:token", w.view(), bias, "ref");
     // The note is the CPU family table's own reason (cpu::supports) ...
     CHECK_THAT(ref.kernel_note(), Catch::Contains("reference path") &&
-                                      Catch::Contains("int_dot kernels: the activation format is not an integer grid"));
+                                      Catch::Contains("weight_only kernels: a 6-bit floating format"));
     // ... or, where a family could run the descriptor, that the typed table has no instance of it.
     const model::linear untyped = model::linear::make("w=int4:g64 a=int8:token", w.view(), bias, "untyped");
     CHECK_THAT(untyped.kernel_note(), Catch::Contains("the int_dot kernels could run w=int4:g64 a=int8:token") &&
                                           Catch::Contains("policy_registry.hpp") && Catch::Contains("reference path"));
-    CHECK(ref.policy() == "fp8_a8");
+    CHECK(ref.policy() == "w=fp6_e2m3:g32 a=int8:token");
     // W8A8 with calibrated per-tensor activations: the int_dot kernels with the stored scales, bit for bit the
     // oracle's result; without scales, a layer cannot be made.
     compressed_tensor st = compress(*resolve_policy("w8a8_static"), w.view());
@@ -465,4 +471,45 @@ TEST_CASE("recipes name policies by alias or by spelling; a bad spelling names t
     CHECK(model::linear::make(m.at("fc1"), w.view()).policy() == "w4a8_g32");
     CHECK_THAT(error_of([] { (void)model::recipe::parse(R"({"layers": [{"match": "x", "policy": "w=int4:g32:bogus"}]})"); }),
                Contains("layers[0]") && Contains("unknown option \"bogus\""));
+}
+
+TEST_CASE("f16 scales: IEEE half scales, 4.5 bits per weight at int4 g32, F16 in the file", "[descriptor][compressed_io]") {
+    const auto w = gaussian(16, 128, 31, 0.05f);
+    const compressed_tensor h = compress(parse_descriptor("w=int4:g32:f16"), w.view());
+    const compressed_tensor f = compress(parse_descriptor("w=int4:g32"), w.view());
+    // Q4_0's budget: 4-bit codes and one 16-bit scale per 32 weights.
+    CHECK(h.bits_per_weight() == Approx(4.5));
+    CHECK(f.bits_per_weight() == Approx(5.0));
+    CHECK(h.storage.layout.scale_bits == 16);
+    // Each scale is the half nearest the float one (amax / 7): exactly a half, within 2^-11 relative of it.
+    const auto ht = compress<policy<quantizer<int_format<4>, per_group<32>, f16_scale>>>(w.view());
+    const auto ft = compress<policy<quantizer<int_format<4>, per_group<32>>>>(w.view());
+    CHECK(same_bytes(ht.weights().storage(), h.storage));
+    const auto hv = ht.weights().view();
+    const auto fv = ft.weights().view();
+    for (index_t r = 0; r < 16; ++r)
+        for (index_t c = 0; c < 128; c += 32) {
+            const float s = hv.scale(r, c), ref = fv.scale(r, c);
+            CHECK(fp16_format::decode(fp16_format::encode(s)) == s);
+            CHECK(std::fabs(s - ref) <= 0x1p-11f * ref);
+        }
+    // The file holds the halves as an F16 tensor (2 bytes per scale) and loads them bit for bit.
+    io::compressed_model_writer writer;
+    writer.add_compressed("l.weight", h);
+    const std::vector<std::byte> bytes = writer.to_bytes();
+    const auto file = io::compressed_model_file::from_bytes(bytes);
+    CHECK(same_bytes(file.tensor("l.weight").storage, h.storage));
+    const io::safetensors_file raw = io::safetensors_file::from_bytes(bytes);
+    CHECK(raw.tensor("l.weight.scales").type == io::dtype::f16);
+    CHECK(raw.tensor("l.weight.scales").data.size() == 16 * 4 * 2);
+    // Scales are still checked: an infinite half is refused, naming the tensor and the element.
+    io::safetensors_writer rewrite;
+    for (const io::tensor_view& t : raw.tensors()) {
+        std::vector<std::byte> d(t.data.begin(), t.data.end());
+        if (t.name == "l.weight.scales") d[4] = std::byte{0x00}, d[5] = std::byte{0xFC};  // element 2: 0xFC00, -Inf
+        rewrite.add(t.name, t.type, t.shape, d);
+    }
+    for (const auto& [key, value] : raw.metadata()) rewrite.set_metadata(key, value);
+    CHECK_THROWS_WITH(io::compressed_model_file::from_bytes(rewrite.to_bytes()),
+                      Catch::Contains("l.weight.scales") && Catch::Contains("element 2"));
 }

@@ -100,7 +100,7 @@ inline scale_table importance_scales(matrix_view<const float> w, std::span<const
                 const double e = detail::weighted_error(f, x, imp, s);
                 if (e < best_error) best_error = e, best = s;
             }
-            if (q.scale == scale_kind::float_ && !f.sign_grid)
+            if ((q.scale == scale_kind::float_ || q.scale == scale_kind::f16) && !f.sign_grid)
                 for (int it = 0; it < options.refits; ++it) {
                     double num = 0.0, den = 0.0;
                     for (std::size_t j = 0; j < x.size(); ++j) {
@@ -114,6 +114,10 @@ inline scale_table importance_scales(matrix_view<const float> w, std::span<const
                     s.effective = static_cast<float>(num / den);
                     if (!std::isfinite(s.effective) || !(s.effective >= std::numeric_limits<float>::min())) break;
                     s.stored = tcomp::detail::float_bits(s.effective);
+                    if (q.scale == scale_kind::f16) {  // the refit, rounded to the nearest half
+                        s.effective = tcomp::detail::half_scale_value(num / den);
+                        s.stored = fp16_format::encode(s.effective);
+                    }
                     const double e = detail::weighted_error(f, x, imp, s);
                     if (!(e < best_error)) break;
                     best_error = e, best = s;

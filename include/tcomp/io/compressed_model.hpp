@@ -283,6 +283,11 @@ private:
             } else {
                 writer_.add_f32(tensor + std::string(scales_suffix), grid, s);
             }
+        } else if (scale_bits == 16) {  // f16 scales: IEEE half bits, little-endian
+            std::vector<std::byte> b(count * 2);
+            for (std::size_t i = 0; i < count; ++i)
+                detail::store_le(b.data() + 2 * i, static_cast<std::uint16_t>(read_packed(scales.data(), static_cast<index_t>(i), 16)));
+            writer_.add(tensor + std::string(scales_suffix), dtype::f16, grid, b);
         } else if (scale_bits > 0) {
             writer_.add(tensor + std::string(scales_suffix), dtype::u8, grid, unpack_bytes(scales, count, scale_bits));
         }
@@ -474,6 +479,10 @@ private:
                 const std::vector<float> f = to_float(s);
                 for (std::size_t i = 0; i < count; ++i)
                     write_packed(scales.data(), static_cast<index_t>(i), 32, tcomp::detail::float_bits(f[i]));
+            } else if (scale_bits == 16) {  // F16 (checked): the half's bits are the stored entry
+                for (std::size_t i = 0; i < count; ++i)
+                    write_packed(scales.data(), static_cast<index_t>(i), 16,
+                                 std::to_integer<std::uint32_t>(s.data[2 * i]) | std::to_integer<std::uint32_t>(s.data[2 * i + 1]) << 8);
             } else {
                 for (std::size_t i = 0; i < count; ++i)
                     write_packed(scales.data(), static_cast<index_t>(i), scale_bits, std::to_integer<std::uint32_t>(s.data[i]));
@@ -602,6 +611,7 @@ private:
         component(compressed_suffix::row_offsets, !fixed, {dtype::u64}, {n + 1});
         const std::vector<std::int64_t> grid{l.scale_rows, l.scale_cols};
         if (l.scale_bits == 32) component(compressed_suffix::scales, true, {dtype::f32, dtype::f16}, grid);
+        else if (l.scale_bits == 16) component(compressed_suffix::scales, true, {dtype::f16}, grid);
         else component(compressed_suffix::scales, l.scale_bits > 0, {dtype::u8}, grid);
         component(compressed_suffix::zeros, l.has_zero_points, {dtype::u8}, grid);
         component(compressed_suffix::tensor_scale, l.has_tensor_scale, {dtype::f32}, {1});
@@ -625,6 +635,7 @@ private:
             act_two_level = a.scale == scale_kind::multi_level || a.scale == scale_kind::shiftable;
         }
         if (act_bits == 32) component(compressed_suffix::act_scales, true, {dtype::f32, dtype::f16}, act_grid);
+        else if (act_bits == 16) component(compressed_suffix::act_scales, true, {dtype::f16}, act_grid);
         else component(compressed_suffix::act_scales, act && act_bits > 0, {dtype::u8}, act_grid);
         component(compressed_suffix::act_zeros, act && act_zero_bits > 0, {dtype::u8}, act_grid);
         component(compressed_suffix::act_tensor_scale, act && act_two_level, {dtype::f32}, {1});
@@ -658,12 +669,12 @@ private:
                     fail("tensor ", t.name, ": element ", i, " is 0xFF, the NaN of E8M0 scales");
         };
         const bool sign_grid = format_info_for(desc->weights.format).sign_grid;
-        if (l.scale_bits == 32) scales_ok(compressed_suffix::scales, sign_grid);
+        if (l.scale_bits == 32 || l.scale_bits == 16) scales_ok(compressed_suffix::scales, sign_grid);
         if (desc->weights.scale == scale_kind::e8m0) e8m0_ok(compressed_suffix::scales);
         if (l.has_tensor_scale) scales_ok(compressed_suffix::tensor_scale, false);
         if (act) {
             const bool act_sign_grid = format_info_for(desc->activations->format).sign_grid;
-            if (act_bits == 32) scales_ok(compressed_suffix::act_scales, act_sign_grid);
+            if (act_bits == 32 || act_bits == 16) scales_ok(compressed_suffix::act_scales, act_sign_grid);
             if (desc->activations->scale == scale_kind::e8m0) e8m0_ok(compressed_suffix::act_scales);
             if (act_two_level) scales_ok(compressed_suffix::act_tensor_scale, false);
         }

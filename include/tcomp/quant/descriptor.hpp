@@ -51,7 +51,7 @@ struct format_desc {
 
 enum class scheme_kind : std::uint8_t { symmetric, asymmetric };
 enum class granularity_kind : std::uint8_t { tensor, channel, token, group };
-enum class scale_kind : std::uint8_t { float_, pow2, e8m0, multi_level, shiftable, unit };
+enum class scale_kind : std::uint8_t { float_, pow2, e8m0, multi_level, shiftable, unit, f16 };
 enum class rounding_kind : std::uint8_t { nearest_even, stochastic };
 enum class observer_kind : std::uint8_t { min_max, percentile, mse };
 

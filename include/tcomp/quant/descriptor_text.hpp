@@ -7,7 +7,7 @@
 //                | fp8_e4m3 | fp8_e5m2 | fp6_e2m3 | fp6_e3m2 | fp4_e2m1 | fp16 | bf16 | nf4
 //   option      := sym | asym                                   scheme          (default sym)
 //                | tensor | channel | token | g<G>              granularity     (default tensor)
-//                | float | pow2 | e8m0 | ml<B> | shift<B> | unit   scale kind   (default float)
+//                | float | f16 | pow2 | e8m0 | ml<B> | shift<B> | unit   scale kind   (default float)
 //                | rne | stoch                                  rounding        (default rne)
 //                | minmax | pct<percent> | mse<steps>           observer        (default minmax)
 //                | dynamic | static                             activation mode (default dynamic)
@@ -43,7 +43,7 @@ inline constexpr std::string_view accepted_formats =
     "int1..int8, uint1..uint8, q<m>.<n> (fixed point, 1 + m + n <= 8 bits), binary, ternary, fp8_e4m3, fp8_e5m2, "
     "fp6_e2m3, fp6_e3m2, fp4_e2m1, fp16, bf16, nf4";
 inline constexpr std::string_view accepted_options =
-    "sym, asym (scheme); tensor, channel, token, g<G> (granularity); float, pow2, e8m0, ml<B>, shift<B>, unit "
+    "sym, asym (scheme); tensor, channel, token, g<G> (granularity); float, f16, pow2, e8m0, ml<B>, shift<B>, unit "
     "(scale kind); rne, stoch (rounding); minmax, pct<percent>, mse<steps> (observer); dynamic, static "
     "(activation mode)";
 inline constexpr std::string_view accepted_sparsity = "<N>:<M> (e.g. 2:4), block<R>x<C>[:d<density>], bitmap[:d<density>]";
@@ -135,6 +135,7 @@ inline std::string spell(const quantizer_desc& q) {
         case scale_kind::multi_level: out += ":ml" + std::to_string(q.shift_bits); break;
         case scale_kind::shiftable: out += ":shift" + std::to_string(q.shift_bits); break;
         case scale_kind::unit: out += ":unit"; break;
+        case scale_kind::f16: out += ":f16"; break;
     }
     if (q.rounding == rounding_kind::stochastic) out += ":stoch";
     if (q.observer == observer_kind::percentile) out += ":pct" + detail::percent_text(q.observer_param);
@@ -239,9 +240,9 @@ inline quantizer_desc parse_quantizer(std::string_view text, std::string_view wh
                 detail::throw_error<error>(where, ": option \"", t, "\" in \"", text, "\": per_group<G>: the group size "
                                            "G must be positive (per_group<0> has no elements per group)");
             q.group_size = static_cast<index_t>(g);
-        } else if (t == "float" || t == "pow2" || t == "e8m0" || t == "unit") {
+        } else if (t == "float" || t == "f16" || t == "pow2" || t == "e8m0" || t == "unit") {
             category = 2;
-            q.scale = t == "float" ? scale_kind::float_ : t == "pow2" ? scale_kind::pow2
+            q.scale = t == "float" ? scale_kind::float_ : t == "f16" ? scale_kind::f16 : t == "pow2" ? scale_kind::pow2
                       : t == "e8m0" ? scale_kind::e8m0 : scale_kind::unit;
         } else if (const long long b = number_after("ml"); b >= 0) {
             category = 2, q.scale = scale_kind::multi_level, q.shift_bits = static_cast<int>(b);

@@ -24,6 +24,7 @@ constexpr quantizer_desc quantizer_params() {
     else q.granularity = granularity_kind::group, q.group_size = G::group_size;
     if constexpr (std::is_same_v<S, float_scale>) q.scale = scale_kind::float_;
     else if constexpr (std::is_same_v<S, pow2_scale>) q.scale = scale_kind::pow2;
+    else if constexpr (std::is_same_v<S, f16_scale>) q.scale = scale_kind::f16;
     else if constexpr (std::is_same_v<S, e8m0_scale>) q.scale = scale_kind::e8m0;
     else if constexpr (std::is_same_v<S, unit_scale>) q.scale = scale_kind::unit;
     else  // the two-level kinds: the shift width is their entry width, a power-of-two tensor scale = shiftable

@@ -23,6 +23,7 @@
 
 #include "tcomp/format/format_info.hpp"
 #include "tcomp/format/format_traits.hpp"
+#include "tcomp/format/half.hpp"
 #include "tcomp/quant/descriptor.hpp"
 
 namespace tcomp {
@@ -80,6 +81,13 @@ inline float safe_float_scale(double ideal) {
     return s >= std::numeric_limits<float>::min() ? s : std::numeric_limits<float>::min();
 }
 
+/// The half-precision scale nearest a wanted one (never zero, subnormal or above 65504; 1 for an all-zero group).
+inline float half_scale_value(double ideal) {
+    if (!(ideal > 0.0)) return 1.0f;
+    const float v = fp16_format::decode(fp16_format::encode(static_cast<float>(ideal)));
+    return v < 0x1p-14f ? 0x1p-14f : v;  // encode saturates at 65504
+}
+
 inline int clamp_int(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
 /// Representable scales for the ideal ones, by scale kind: the one implementation of every kind below (the
@@ -94,6 +102,15 @@ inline scale_assignment assign_scales(scale_kind kind, int shift_bits, const for
                 // (quantize_value never divides by it); every other grid has a zero code, so any S is exact there.
                 const float v = (f.sign_grid && !(s > 0.0)) ? 0.0f : safe_float_scale(s);
                 out.stored.push_back(float_bits(v));
+                out.effective.push_back(v);
+            }
+            break;
+        case scale_kind::f16:
+            // IEEE half, rounded to nearest (llama.cpp's Q4_0 / Q8_0 layout): 2^-11 relative, so a group's extreme
+            // may land a fraction of a step beyond the grid and clamp. Kept normal (>= 2^-14) and <= 65504.
+            for (double s : ideal) {
+                const float v = (f.sign_grid && !(s > 0.0)) ? 0.0f : half_scale_value(s);
+                out.stored.push_back(static_cast<std::uint32_t>(fp16_format::encode(v)));
                 out.effective.push_back(v);
             }
             break;
@@ -152,6 +169,7 @@ inline float decode_scale(scale_kind kind, const format_info& f, std::uint32_t s
         case scale_kind::multi_level:
         case scale_kind::shiftable: return std::ldexp(tensor_scale, -static_cast<int>(stored));
         case scale_kind::unit: return f.unit();
+        case scale_kind::f16: return fp16_format::decode(stored & 0xFFFFu);
     }
     return 1.0f;
 }
@@ -160,6 +178,7 @@ inline float decode_scale(scale_kind kind, const format_info& f, std::uint32_t s
 inline int scale_storage_bits(scale_kind kind, int shift_bits) {
     switch (kind) {
         case scale_kind::float_: return 32;
+        case scale_kind::f16: return 16;
         case scale_kind::pow2:
         case scale_kind::e8m0: return 8;
         case scale_kind::multi_level:
@@ -185,6 +204,24 @@ struct float_scale {
     template <class F>
     static float decode(std::uint32_t stored, float) {
         return detail::bits_float(stored);
+    }
+};
+
+/// IEEE half scales: 16 bits per group (llama.cpp's Q4_0 / Q8_0: 4.5 / 8.5 bits per weight with groups of 32).
+struct f16_scale {
+    using option_category = scale_category;
+    static constexpr int storage_bits = 16;
+    static constexpr bool has_tensor_scale = false;
+    static constexpr bool needs_groups = false;
+    static constexpr bool power_of_two = false;
+
+    template <class F>
+    static detail::scale_assignment assign(std::span<const double> ideal, std::span<const float> amax) {
+        return detail::assign_scales(scale_kind::f16, 0, format_info_of<F>(), ideal, amax);
+    }
+    template <class F>
+    static float decode(std::uint32_t stored, float) {
+        return fp16_format::decode(stored & 0xFFFFu);
     }
 };
 
