@@ -47,6 +47,7 @@
 #include "tcomp/io/compressed_model.hpp"
 #include "tcomp/io/statistics_file.hpp"
 #include "tcomp/io/safetensors.hpp"
+#include "tcomp/model/layer_methods.hpp"
 #include "tcomp/model/llama_loader.hpp"
 #include "tcomp/model/recipe.hpp"
 
@@ -185,19 +186,7 @@ int run(int argc, char** argv) {
         // One layer's weights through its recipe method (with its statistics when it needs them or has them).
         auto compress_layer = [&](const std::string& layer, const std::string& policy,
                                   matrix_view<const float> w) -> compressed_tensor {
-            const calib::method m = calib::parse_method(recipe.method_for(layer));
-            const descriptor d = *resolve_policy(policy, "layer " + layer);
-            const auto it = stats.find(layer);
-            if (it == stats.end() && (calib::info(m).needs_statistics || (d.activations && d.activations->calibrated)))
-                tcomp::detail::throw_error<error>("layer ", layer, " (", policy, ", method ", calib::info(m).name, "): ",
-                                                  stats_path.empty() ? std::string("no --stats given")
-                                                                     : stats_path + " has no statistics for it");
-            try {
-                return calib::apply(m, w, it == stats.end() ? nullptr : &it->second, d);
-            } catch (const error& e) {
-                tcomp::detail::throw_error<error>("layer ", layer, " (", policy, ", method ", calib::info(m).name,
-                                                  "): ", e.what());
-            }
+            return model::compress_layer(layer, policy, w, recipe, stats, stats_path);
         };
         const io::safetensors_set files = io::safetensors_set::open(in);
         // A tcomp file's tensors are codes and scales, not weights: quantizing them again would write a file no

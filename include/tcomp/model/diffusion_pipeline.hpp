@@ -65,6 +65,9 @@ struct diffusion_config {
 struct layer_policy_map {
     std::string default_policy = "fp32";
     std::map<std::string, std::string, std::less<>> layers;
+    /// Builds the layers it takes itself (calibration methods: model/layer_methods.hpp); called while the
+    /// pipeline is being built only (the pipeline drops it afterwards).
+    linear_build_fn build;
 };
 
 /// Trained weights of both models and the tokenizer their text was encoded with.
@@ -89,21 +92,26 @@ public:
     explicit diffusion_pipeline(diffusion_config config, layer_policy_map policies = {})
         : config_(checked(std::move(config))),
           policies_(checked(config_, std::move(policies))),
-          text_(config_.text, chooser(), config_.bos_fp32),
-          dit_(config_.dit, chooser()),
+          text_(config_.text, chooser(), config_.bos_fp32, policies_.build),
+          dit_(config_.dit, chooser(), policies_.build),
           schedule_(noise_schedule::scaled_linear(static_cast<int>(config_.dit.train_steps), config_.beta_start,
                                                   config_.beta_end)),
-          timesteps_(sampling_timesteps(static_cast<int>(config_.dit.train_steps), config_.steps, config_.spacing)) {}
+          timesteps_(sampling_timesteps(static_cast<int>(config_.dit.train_steps), config_.steps, config_.spacing)) {
+        policies_.build = nullptr;
+    }
 
     /// Trained weights (diffusion_checkpoint::load); tcomp::error naming the tensor when they do not fit the config.
     diffusion_pipeline(diffusion_config config, layer_policy_map policies, const diffusion_weights& weights)
         : config_(checked(std::move(config))),
           policies_(checked(config_, std::move(policies))),
-          text_(config_.text, weights.tokenizer, weights.text, chooser(), config_.bos_fp32, weights.origin),
-          dit_(config_.dit, weights.dit, chooser(), weights.origin),
+          text_(config_.text, weights.tokenizer, weights.text, chooser(), config_.bos_fp32, weights.origin,
+                policies_.build),
+          dit_(config_.dit, weights.dit, chooser(), weights.origin, policies_.build),
           schedule_(noise_schedule::scaled_linear(static_cast<int>(config_.dit.train_steps), config_.beta_start,
                                                   config_.beta_end)),
-          timesteps_(sampling_timesteps(static_cast<int>(config_.dit.train_steps), config_.steps, config_.spacing)) {}
+          timesteps_(sampling_timesteps(static_cast<int>(config_.dit.train_steps), config_.steps, config_.spacing)) {
+        policies_.build = nullptr;
+    }
 
     /// Every linear layer (name, out, in): the text encoder's, then the DiT's.
     static std::vector<linear_spec> layer_specs(const diffusion_config& c) {

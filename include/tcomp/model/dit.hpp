@@ -142,18 +142,18 @@ public:
     };
 
     /// Seeded weights (the stand-in). `choose` gives each linear's policy (empty: fp32).
-    explicit dit(dit_config config, const layer_policy_fn& choose = {})
+    explicit dit(dit_config config, const layer_policy_fn& choose = {}, const linear_build_fn& build_linear = {})
         : config_(checked(config)), params_(seeded_parameters(config_)) {
-        build(choose);
+        build(choose, build_linear);
     }
 
     /// Trained weights: `weights` must hold exactly parameter_shapes(config) (else tcomp::error naming `origin`
     /// and the tensor).
     dit(dit_config config, parameter_map weights, const layer_policy_fn& choose = {},
-        const std::string& origin = "dit")
+        const std::string& origin = "dit", const linear_build_fn& build_linear = {})
         : config_(checked(config)), params_(std::move(weights)) {
         detail::require_parameters(params_, parameter_shapes(config_), origin);
-        build(choose);
+        build(choose, build_linear);
     }
 
     /// Every parameter's element count: the linears' weights and biases (the position embedding is computed).
@@ -387,10 +387,10 @@ private:
     }
 
     /// The linears from params_ (construction order of layer_specs) and the position embedding.
-    void build(const layer_policy_fn& choose) {
+    void build(const layer_policy_fn& choose, const linear_build_fn& build_linear) {
         const std::vector<linear_spec> specs = layer_specs(config_);
         std::size_t next = 0;
-        auto make = [&] { return detail::make_linear(params_, specs[next++], choose); };
+        auto make = [&] { return detail::make_linear(params_, specs[next++], choose, build_linear); };
         x_embedder_ = make(), t_fc1_ = make(), t_fc2_ = make(), y_embedder_ = make();
         for (index_t l = 0; l < config_.depth; ++l) {
             block B;

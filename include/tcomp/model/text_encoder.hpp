@@ -28,6 +28,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -45,6 +46,12 @@ namespace tcomp::model {
 
 /// The policy name (policy_registry.hpp) for a linear layer, given its name; empty means "fp32" everywhere.
 using layer_policy_fn = std::function<std::string(const std::string& layer_name)>;
+
+/// Builds a linear itself (a calibration method's compressed weights: model/layer_methods.hpp), or returns
+/// nullopt to leave it to linear::make with the chosen policy. Called with the layer's name, its chosen policy
+/// and its float weight (out x in) and bias, while the model is being built only.
+using linear_build_fn = std::function<std::optional<linear>(const std::string& layer, const std::string& policy,
+                                                            matrix_view<const float> weight, std::span<const float> bias)>;
 
 /// A linear layer of a seeded model: name and W's shape (out x in), listed before the model is built so a
 /// recipe can be resolved against it.
@@ -170,11 +177,16 @@ inline void add_linear_sizes(const std::vector<linear_spec>& specs, parameter_si
     }
 }
 
-/// A linear from parameters "<name>.weight" / "<name>.bias", with the policy `choose` names (fp32 when empty).
-inline linear make_linear(const parameter_map& params, const linear_spec& spec, const layer_policy_fn& choose) {
+/// A linear from parameters "<name>.weight" / "<name>.bias", with the policy `choose` names (fp32 when empty),
+/// built by `build` when it takes the layer.
+inline linear make_linear(const parameter_map& params, const linear_spec& spec, const layer_policy_fn& choose,
+                          const linear_build_fn& build = {}) {
     const std::string policy = choose ? choose(spec.name) : std::string("fp32");
-    return linear::make(policy, const_rows(params.at(spec.name + ".weight"), spec.out, spec.in),
-                        params.at(spec.name + ".bias"), spec.name);
+    const matrix_view<const float> w = const_rows(params.at(spec.name + ".weight"), spec.out, spec.in);
+    const std::vector<float>& bias = params.at(spec.name + ".bias");
+    if (build)
+        if (std::optional<linear> built = build(spec.name, policy, w, bias)) return std::move(*built);
+    return linear::make(policy, w, bias, spec.name);
 }
 
 }  // namespace detail
@@ -217,18 +229,20 @@ public:
 
     /// Seeded weights (the stand-in, byte tokens). `choose` gives each linear's policy (empty: fp32); with
     /// `bos_fp32` the BOS row is computed once in float and cached (see the top of the file).
-    explicit text_encoder(text_encoder_config config, const layer_policy_fn& choose = {}, bool bos_fp32 = false)
+    explicit text_encoder(text_encoder_config config, const layer_policy_fn& choose = {}, bool bos_fp32 = false,
+                          const linear_build_fn& build_linear = {})
         : config_(checked(config)), tokenizer_(prompt_tokenizer::bytes()), params_(seeded_parameters(config_)) {
-        build(choose, bos_fp32);
+        build(choose, bos_fp32, build_linear);
     }
 
     /// Trained weights: `weights` must hold exactly parameter_shapes(config, tokenizer.vocab_size()) (else
     /// tcomp::error naming `origin` and the tensor).
     text_encoder(text_encoder_config config, prompt_tokenizer tokenizer, parameter_map weights,
-                 const layer_policy_fn& choose = {}, bool bos_fp32 = false, const std::string& origin = "text_encoder")
+                 const layer_policy_fn& choose = {}, bool bos_fp32 = false, const std::string& origin = "text_encoder",
+                 const linear_build_fn& build_linear = {})
         : config_(checked(config)), tokenizer_(std::move(tokenizer)), params_(std::move(weights)) {
         detail::require_parameters(params_, parameter_shapes(config_, tokenizer_.vocab_size()), origin);
-        build(choose, bos_fp32);
+        build(choose, bos_fp32, build_linear);
     }
 
     /// Every parameter's element count for a vocabulary of `vocab_size` tokens.
@@ -355,10 +369,10 @@ private:
     }
 
     /// The linears and norms from params_, then the BOS cache.
-    void build(const layer_policy_fn& choose, bool bos_fp32) {
+    void build(const layer_policy_fn& choose, bool bos_fp32, const linear_build_fn& build_linear) {
         const std::vector<linear_spec> specs = layer_specs(config_);
         std::size_t next = 0;
-        auto make = [&] { return detail::make_linear(params_, specs[next++], choose); };
+        auto make = [&] { return detail::make_linear(params_, specs[next++], choose, build_linear); };
         for (index_t l = 0; l < config_.layers; ++l) {
             const std::string p = "text.layers." + std::to_string(l) + ".";
             layer L;
