@@ -1,7 +1,8 @@
 // A recipe's calibration methods, layer by layer: one layer's float weights through the method its recipe rule
 // names (calib::apply with the layer's input statistics). tcomp-quantize writes the results to a file; models
-// built in memory take them through a linear_build_fn (the text-to-image pipeline: tcomp-eval --stats), so every
-// method reaches every model the same way.
+// built in memory take them through a linear_build_fn (the text-to-image pipeline: tcomp-eval --stats) or a
+// taef2_conv_builder (the TAEF2 decoder's convs, on the statistics of their im2col rows), so every method reaches
+// every model the same way.
 #pragma once
 
 #include <optional>
@@ -15,7 +16,9 @@
 #include "tcomp/core/error.hpp"
 #include "tcomp/model/collect_statistics.hpp"
 #include "tcomp/model/linear.hpp"
+#include "tcomp/model/conv2d.hpp"
 #include "tcomp/model/recipe.hpp"
+#include "tcomp/model/taef2_decoder.hpp"
 #include "tcomp/model/text_encoder.hpp"
 #include "tcomp/quant/policy_names.hpp"
 
@@ -54,6 +57,29 @@ inline linear_build_fn method_builder(const recipe& r, const layer_statistics& s
         const std::optional<descriptor> d = resolve_policy(policy, "layer " + layer);
         if (m == calib::method::rtn && !(d->activations && d->activations->calibrated)) return std::nullopt;
         return linear::from_compressed(compress_layer(layer, policy, w, r, stats, origin), bias, layer);
+    };
+}
+
+/// A taef2_conv_builder running each conv's recipe method (compress_layer) on `stats`, the statistics of its im2col
+/// rows (model::collect_input_statistics around decode()): the conv's GEMM weights are taken in `order`, the
+/// decoder's own. A conv's policy is policies[layer], else `default_policy`; fp32 convs and RTN convs without
+/// static activation scales are left to conv2d::make. Keeps references to `r`, `policies` and `stats`.
+inline taef2_conv_builder method_conv_builder(const recipe& r, const taef2_policy_map& policies,
+                                              std::string default_policy, const layer_statistics& stats,
+                                              std::string stats_origin,
+                                              conv_weight_order order = taef2_decoder::default_weight_order) {
+    return [&r, &policies, &stats, fallback = std::move(default_policy), origin = std::move(stats_origin), order](
+               const std::string& layer, std::span<const float> w, index_t out, index_t in, index_t kernel,
+               index_t padding, std::span<const float> bias) -> std::optional<conv2d> {
+        const auto it = policies.find(layer);
+        const std::string& policy = it == policies.end() ? fallback : it->second;
+        if (policy == "fp32") return std::nullopt;
+        const calib::method m = calib::parse_method(r.method_for(layer));
+        const std::optional<descriptor> d = resolve_policy(policy, "layer " + layer);
+        if (m == calib::method::rtn && !(d->activations && d->activations->calibrated)) return std::nullopt;
+        const dense_matrix<float> wk = conv2d::im2col_weights(w, out, in, kernel, order);
+        return conv2d::from_compressed(compress_layer(layer, policy, wk.view(), r, stats, origin), in, kernel, padding,
+                                       bias, layer, order);
     };
 }
 
