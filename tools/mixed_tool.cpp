@@ -1,5 +1,5 @@
 // tcomp-mixed T2I_DIR --budget B -o RECIPE [--a16] [--candidates 8:channel,4:g32,...] [--steps N] [--seeds N] [--prompts N]
-//             [--table OUT.json | --from-table IN.json] [--shares 0.3,0.5,0.7]
+//             [--table OUT.json | --from-table IN.json] [--shares 0.3,0.5,0.7] [--stats S --method M]
 //   A mixed-precision recipe for the text-to-image model (model/t2i_mixed_precision.hpp): every linear layer
 //   quantized alone to each weight width, on the calibration prompts (disjoint from tcomp-eval's) with a short
 //   sampler; content and quality layers scored by their own metric and normalised per group; the integer program
@@ -7,6 +7,8 @@
 //   share; the share whose recipe scores best on the calibration prompts wins. The recipe (JSON, model/recipe.hpp)
 //   names every layer's policy; tcomp-eval and the demo take it. --table writes the sensitivity table,
 //   --from-table reads one instead of measuring (it must list the model's layers, else an error names the row).
+//   --method M builds every candidate with a calibration method on tcomp-calibrate's statistics S (GPTQ's 4-bit
+//   layers are not RTN's: the sensitivities, the allocation and the recipe's "method" all follow M).
 // Exit status: 0 on success, 2 on bad arguments, 1 on any other error.
 #include "model_tools.hpp"
 
@@ -25,7 +27,10 @@
 #include <nlohmann/json.hpp>
 
 #include "tcomp/io/small_file.hpp"
+#include "tcomp/calib/method_names.hpp"
+#include "tcomp/io/statistics_file.hpp"
 #include "tcomp/model/diffusion_checkpoint.hpp"
+#include "tcomp/model/layer_methods.hpp"
 #include "tcomp/model/t2i_mixed_precision.hpp"
 
 namespace tcomp::tools::mixed_cli {
@@ -34,13 +39,15 @@ namespace fs = std::filesystem;
 
 constexpr const char* usage_text =
     "usage: tcomp-mixed T2I_DIR --budget B -o RECIPE [--a16] [--candidates 8:channel,4:g32,...] [--steps N] [--seeds N] [--prompts N]\n"
-    "                   [--table OUT.json | --from-table IN.json] [--shares 0.3,0.4,0.5,0.6,0.7]\n"
+    "                   [--table OUT.json | --from-table IN.json] [--shares 0.3,0.4,0.5,0.6,0.7] [--stats S --method M]\n"
     "  B       average stored bits per weight of the linear layers (codes, scales, zero points), e.g. 4.5 or\n"
     "          4.5bits: 16 / B is the weights' size against FP16\n"
     "  --candidates  integer formats <bits>:<channel | g<size>> tried per layer (default\n"
     "          8:channel,4:channel,4:g32,3:g32,2:g32; a group that does not divide K becomes per channel)\n"
     "  --a16   float activations (default: INT8 per token, W?A8)\n"
-    "  calibration: the first N (default all 40) calibration prompts x seeds (default 1), DDIM with N steps (4)\n";
+    "  calibration: the first N (default all 40) calibration prompts x seeds (default 1), DDIM with N steps (4)\n"
+    "  --method M  every candidate compressed by calibration method M (gptq, awq+gptq, ...) on the statistics S of\n"
+    "          tcomp-calibrate T2I_DIR (default rtn); the recipe names M, so tcomp-eval --stats S reproduces it\n";
 
 int usage(const std::string& why) {
     std::fprintf(stderr, "tcomp-mixed: %s\n%s", why.c_str(), usage_text);
@@ -66,12 +73,14 @@ std::optional<std::vector<double>> number_list(const std::string& text) {
     return out;
 }
 
-nlohmann::json table_json(const std::vector<model::layer_sensitivity>& table, const model::t2i_sensitivity_options& o) {
+nlohmann::json table_json(const std::vector<model::layer_sensitivity>& table, const model::t2i_sensitivity_options& o,
+                          const std::string& method) {
     nlohmann::json rows = nlohmann::json::array();
     for (const auto& L : table)
         rows.push_back({{"layer", L.layer}, {"group", model::to_string(L.group)}, {"out", L.out}, {"in", L.in},
                         {"policies", L.policies}, {"bits", L.bits}, {"raw", L.raw}, {"sensitivity", L.sensitivity}});
     return {{"format", "tcomp-sensitivity-v1"},
+            {"method", method},
             {"metric", "content: 1 - SSIM; quality: 10^(-SQNR/10); of the images against FP32's, normalised per group"},
             {"activations", o.a8 ? "int8:token" : "float"},
             {"steps", o.steps},
@@ -80,7 +89,7 @@ nlohmann::json table_json(const std::vector<model::layer_sensitivity>& table, co
             {"layers", rows}};
 }
 
-std::vector<model::layer_sensitivity> table_from_json(const fs::path& path) {
+std::vector<model::layer_sensitivity> table_from_json(const fs::path& path, const std::string& method) {
     const std::string text = tcomp::detail::read_small_file(path, std::uint64_t{64} << 20, "sensitivity table");
     nlohmann::json j;
     try {
@@ -91,6 +100,10 @@ std::vector<model::layer_sensitivity> table_from_json(const fs::path& path) {
     if (!j.is_object() || j.value("format", std::string{}) != "tcomp-sensitivity-v1" || !j.contains("layers") ||
         !j["layers"].is_array())
         tcomp::detail::throw_error<error>(path.string(), ": not a tcomp-sensitivity-v1 table (\"format\", \"layers\")");
+    // A table measured with other candidates' weights would allocate for layers that are not the ones built.
+    if (const std::string m = j.value("method", std::string("rtn")); m != method)
+        tcomp::detail::throw_error<error>(path.string(), ": the table was measured with method ", m, ", not ", method,
+                                          " (give --method ", m, ")");
     std::vector<model::layer_sensitivity> out;
     std::size_t i = 0;
     for (const auto& r : j["layers"]) {
@@ -124,7 +137,7 @@ int run(int argc, char** argv) {
         if (a == "--a16") {
             opt[a] = "";
         } else if (a == "--budget" || a == "-o" || a == "--candidates" || a == "--steps" || a == "--seeds" || a == "--prompts" ||
-                   a == "--table" || a == "--from-table" || a == "--shares") {
+                   a == "--table" || a == "--from-table" || a == "--shares" || a == "--stats" || a == "--method") {
             if (i + 1 >= argc) return usage(a + " needs a value");
             opt[a] = argv[++i];
         } else if (a.starts_with("-")) {
@@ -181,14 +194,27 @@ int run(int argc, char** argv) {
         shares = *v;
     }
     if (opt.count("--table") && opt.count("--from-table")) return usage("--table and --from-table exclude each other");
+    const std::string method = opt.count("--method") ? opt.at("--method") : std::string("rtn");
     try {
+        (void)calib::parse_method(method);
+    } catch (const std::exception& e) {
+        return usage(std::string("--method: ") + e.what());
+    }
+    if (method != "rtn" && !opt.count("--stats"))
+        return usage("--method " + method + " needs --stats (tcomp-calibrate T2I_DIR -o STATS)");
+    try {
+        const std::string stats_path = opt.count("--stats") ? opt.at("--stats") : "";
+        const io::statistics_map stats = stats_path.empty() ? io::statistics_map{} : io::read_statistics(stats_path);
+        model::recipe method_recipe;
+        method_recipe.default_method = method;
+        if (method != "rtn") o.build = model::method_builder(method_recipe, stats, stats_path);
         const fs::path dir = positional[0];
         const model::diffusion_checkpoint ck = model::diffusion_checkpoint::load(dir);
         const auto t0 = std::chrono::steady_clock::now();
         auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
         std::vector<model::layer_sensitivity> table;
         if (opt.count("--from-table")) {
-            table = table_from_json(opt.at("--from-table"));
+            table = table_from_json(opt.at("--from-table"), method);
         } else {
             std::size_t done = 0;
             const std::size_t total = model::diffusion_pipeline::layer_specs(ck.config).size();
@@ -201,7 +227,7 @@ int run(int argc, char** argv) {
                         table.size(), o.candidates.size(), seconds(), o.prompts.prompts.size() * o.prompts.seeds.size(),
                         o.steps);
             if (opt.count("--table")) {
-                std::ofstream(opt.at("--table")) << table_json(table, o).dump(1) << "\n";
+                std::ofstream(opt.at("--table")) << table_json(table, o, method).dump(1) << "\n";
                 std::printf("tcomp-mixed: wrote the sensitivity table %s\n", opt.at("--table").c_str());
             }
         }
@@ -217,11 +243,12 @@ int run(int argc, char** argv) {
         }
         char desc[512];
         std::snprintf(desc, sizeof desc,
-                      "tcomp-mixed: %s at %.3f stored bits per weight (budget %g), %s activations; content share %.2f; "
-                      "calibration 1 - SSIM %.5f; %s allocation",
-                      dir.filename().string().c_str(), a.average_bits, budget->front(), o.a8 ? "INT8" : "float",
+                      "tcomp-mixed: %s at %.3f stored bits per weight (budget %g), %s activations, method %s; content "
+                      "share %.2f; calibration 1 - SSIM %.5f; %s allocation",
+                      dir.filename().string().c_str(), a.average_bits, budget->front(), o.a8 ? "INT8" : "float", method.c_str(),
                       a.content_share, a.calibration_score, a.exact ? "exact" : "rounded");
-        const nlohmann::json recipe = {{"description", desc}, {"default", "fp32"}, {"layers", layers}};
+        nlohmann::json recipe = {{"description", desc}, {"default", "fp32"}, {"layers", layers}};
+        if (method != "rtn") recipe["method"] = method;
         std::ofstream(opt.at("-o")) << recipe.dump(1) << "\n";
         std::string widths;
         for (const auto& [p, n] : histogram) widths += (widths.empty() ? "" : ", ") + std::to_string(n) + " x " + p;

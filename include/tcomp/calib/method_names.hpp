@@ -41,7 +41,10 @@ inline const method_info& info(method m) {
 /// "rtn|imatrix|gptq|..." for messages.
 inline std::string method_names() {
     std::string out;
-    for (const method_info& i : method_table) out += (out.empty() ? "" : "|") + std::string(i.name);
+    for (const method_info& i : method_table) {  // appends (operator+ here trips GCC 12's -Wrestrict false positive)
+        if (!out.empty()) out += '|';
+        out += i.name;
+    }
     return out;
 }
 

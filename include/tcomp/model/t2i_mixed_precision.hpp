@@ -77,6 +77,9 @@ struct t2i_sensitivity_options {
     int steps = 4;                           // the short sampler (DDIM, the model's spacing, no guidance)
     int threads = 2;
     std::function<void(const std::string&)> progress;  // called per layer, may be empty
+    /// Builds the candidates' layers itself: a calibration method (layer_methods.hpp: method_builder, GPTQ etc.
+    /// on input statistics), in the sensitivity measurement and the share search alike. Empty: RTN.
+    linear_build_fn build;
 };
 
 struct layer_sensitivity {
@@ -111,6 +114,7 @@ inline std::vector<layer_sensitivity> measure_t2i_sensitivity(const diffusion_co
         L.layer = s.name, L.group = group_of(s.name), L.out = s.out, L.in = s.in;
         for (const std::string& cand : o.candidates) {
             layer_policy_map m;
+            m.build = o.build;
             const std::string policy = m.layers[s.name] = candidate_policy(cand, s.in, o.a8);
             if (std::find(L.policies.begin(), L.policies.end(), policy) != L.policies.end()) continue;  // same here
             const diffusion_pipeline q(c, m, weights);
@@ -233,6 +237,7 @@ inline t2i_allocation allocate_t2i(const diffusion_config& config, const diffusi
         if (!ok) continue;
         t.average_bits = static_cast<double>(used) / static_cast<double>(elements);
         layer_policy_map m;
+        m.build = o.build;
         for (const auto& [layer, policy] : t.policies) m.layers[layer] = policy;
         const diffusion_pipeline q(c, m, weights);
         const t2i_images im = generate_images(q, o.prompts, o.threads);
