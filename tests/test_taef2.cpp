@@ -36,6 +36,7 @@
 #include "tcomp/model/conv2d.hpp"
 #include "tcomp/model/group_norm.hpp"
 #include "tcomp/model/taef2_decoder.hpp"
+#include "tcomp/model/taef2_mixed_precision.hpp"
 #include "tcomp/quant/descriptor_text.hpp"
 
 namespace {
@@ -543,6 +544,35 @@ TEST_CASE("taef2_decoder: a tiny seeded decoder equals the direct implementation
     const std::vector<float> out_mixed = mixed.decode(latents, batch, h, wd);
     CHECK(metrics::psnr_db(out, out_mixed) > 30.0);
     CHECK(out_mixed != out);
+}
+
+TEST_CASE("taef2 mixed precision: sensitivity per conv and candidate, allocation under budget", "[taef2][mixed]") {
+    const taef2_config config = taef2_config::from_json(tiny_config());
+    const taef2_weights w = tiny_weights(21);
+    const auto latents = gaussian_vector(static_cast<std::size_t>(2 * 4 * 4 * 5), 22, 2.0f);
+    taef2_sensitivity_options o;
+    o.candidates = {"8:channel", "4:channel", "2:channel"};
+    const std::vector<layer_sensitivity> table = measure_taef2_sensitivity(config, w, {latents, 2, 4, 5}, o);
+    const taef2_decoder fp32(config, w);
+    REQUIRE(table.size() == fp32.convs().size());
+    for (const layer_sensitivity& L : table) {
+        REQUIRE(L.policies.size() == 3);
+        CHECK(L.policies[0] == "w=int8:channel a=int8:token");
+        CHECK((L.bits[0] > L.bits[1] && L.bits[1] > L.bits[2]));  // stored weight bits, bias excluded
+        CHECK(L.raw[2] >= L.raw[0]);                               // 2 bits hurt at least as much as 8
+    }
+    // Between the cheapest and the dearest: the budget is kept, and more bits never cost sensitivity.
+    const t2i_allocation a4 = allocate_taef2(table, fp32, 4.0), a6 = allocate_taef2(table, fp32, 6.0);
+    CHECK(a4.average_bits <= 4.0);
+    CHECK(a6.average_bits <= 6.0);
+    CHECK(a6.calibration_score <= a4.calibration_score);
+    CHECK(a4.policies.size() == table.size());
+    CHECK_THAT(tcomp_test::error_of([&] { (void)allocate_taef2(table, fp32, 1.0); }),
+               Catch::Contains("outside [") && Catch::Contains("cheapest"));
+    std::vector<layer_sensitivity> wrong = table;
+    wrong[3].layer = "nope";
+    CHECK_THAT(tcomp_test::error_of([&] { (void)allocate_taef2(wrong, fp32, 4.0); }),
+               Catch::Contains("row 3 (nope)"));
 }
 
 TEST_CASE("taef2_decoder: config and tensor mismatches name the tensor or layer", "[taef2]") {

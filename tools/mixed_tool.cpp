@@ -9,6 +9,9 @@
 //   --from-table reads one instead of measuring (it must list the model's layers, else an error names the row).
 //   --method M builds every candidate with a calibration method on tcomp-calibrate's statistics S (GPTQ's 4-bit
 //   layers are not RTN's: the sensitivities, the allocation and the recipe's "method" all follow M).
+// tcomp-mixed TAEF2_DIR --data LATENTS [--rows A:B] --budget B -o RECIPE [...]
+//   The TAEF2 decoder (model/taef2_mixed_precision.hpp): every conv alone at each candidate, the latents decoded,
+//   10^(-SQNR/10) against FP32's decode; one knapsack over the convs. tcomp-eval TAEF2_DIR takes the recipe.
 // Exit status: 0 on success, 2 on bad arguments, 1 on any other error.
 #include "model_tools.hpp"
 
@@ -30,7 +33,9 @@
 #include "tcomp/calib/method_names.hpp"
 #include "tcomp/io/statistics_file.hpp"
 #include "tcomp/model/diffusion_checkpoint.hpp"
+#include "tcomp/io/safetensors.hpp"
 #include "tcomp/model/layer_methods.hpp"
+#include "tcomp/model/taef2_mixed_precision.hpp"
 #include "tcomp/model/t2i_mixed_precision.hpp"
 
 namespace tcomp::tools::mixed_cli {
@@ -39,6 +44,7 @@ namespace fs = std::filesystem;
 
 constexpr const char* usage_text =
     "usage: tcomp-mixed T2I_DIR --budget B -o RECIPE [--a16] [--candidates 8:channel,4:g32,...] [--steps N] [--seeds N] [--prompts N]\n"
+    "       tcomp-mixed TAEF2_DIR --data LATENTS [--rows A:B] --budget B -o RECIPE [--a16] [--candidates ...] [--table ...]\n"
     "                   [--table OUT.json | --from-table IN.json] [--shares 0.3,0.4,0.5,0.6,0.7] [--stats S --method M]\n"
     "  B       average stored bits per weight of the linear layers (codes, scales, zero points), e.g. 4.5 or\n"
     "          4.5bits: 16 / B is the weights' size against FP16\n"
@@ -129,6 +135,74 @@ std::vector<model::layer_sensitivity> table_from_json(const fs::path& path, cons
     return out;
 }
 
+/// tcomp-mixed TAEF2_DIR --data LATENTS [--rows A:B]: one group (the decoded image's NSR), one knapsack.
+int run_taef2(const fs::path& dir, const std::map<std::string, std::string>& opt, double budget,
+              const model::t2i_sensitivity_options& common, const model::recipe& method_recipe,
+              const io::statistics_map& stats, const std::string& stats_path) {
+    for (const char* k : {"--steps", "--seeds", "--prompts", "--shares"})
+        if (opt.count(k)) return usage(std::string(k) + " does not apply to the TAEF2 decoder");
+    if (!opt.count("--data")) return usage("--data LATENTS (its calibration latents) is required for the TAEF2 decoder");
+    const model::taef2_config config = model::taef2_config::from_file(dir / "config.json");
+    model::taef2_weights weights;
+    const io::safetensors_file file = io::safetensors_file::open(dir / "model.safetensors");
+    for (const io::tensor_view& t : file.tensors()) weights[t.name] = model::taef2_tensor{t.shape, io::to_float(t)};
+    const model_cli::latent_data d =
+        model_cli::read_latents(opt.at("--data"), opt.count("--rows") ? opt.at("--rows") : "", config.latent_channels);
+    const std::string& method = *method_recipe.default_method;
+    model::taef2_sensitivity_options o;
+    o.candidates = common.candidates, o.a8 = common.a8;
+    if (method != "rtn")
+        o.builder = [&](const model::taef2_policy_map& m) {
+            return model::method_conv_builder(method_recipe, m, "fp32", stats, stats_path);
+        };
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<model::layer_sensitivity> table;
+    if (opt.count("--from-table")) {
+        table = table_from_json(opt.at("--from-table"), method);
+    } else {
+        std::size_t done = 0;
+        o.progress = [&](const std::string& layer) { std::fprintf(stderr, "\r  sensitivity %zu/41 %-24s", ++done, layer.c_str()); };
+        table = model::measure_taef2_sensitivity(config, weights, {d.values, d.n, d.h, d.w}, o);
+        std::fprintf(stderr, "\n");
+        std::printf("tcomp-mixed: sensitivity of %zu convs x %zu candidates in %.1f s (%lld calibration latents)\n",
+                    table.size(), o.candidates.size(),
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), static_cast<long long>(d.n));
+        if (opt.count("--table")) {
+            nlohmann::json j = table_json(table, common, method);
+            j["metric"] = "10^(-SQNR/10) of the decoded images against FP32's, normalised by the mean";
+            j.erase("steps"), j.erase("prompts"), j.erase("seeds");
+            j["latents"] = d.n;
+            std::ofstream(opt.at("--table")) << j.dump(1) << "\n";
+            std::printf("tcomp-mixed: wrote the sensitivity table %s\n", opt.at("--table").c_str());
+        }
+    }
+    const auto t1 = std::chrono::steady_clock::now();
+    const model::taef2_decoder fp32(config, weights);
+    const model::t2i_allocation a = model::allocate_taef2(table, fp32, budget);
+    const double alloc_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+    nlohmann::json layers = nlohmann::json::array();
+    std::map<std::string, int> histogram;
+    for (const auto& L : table) {
+        const std::string& p = a.policies.at(L.layer);
+        layers.push_back({{"match", L.layer}, {"policy", p}});
+        ++histogram[p];
+    }
+    char desc[400];
+    std::snprintf(desc, sizeof desc,
+                  "tcomp-mixed: %s at %.3f stored bits per weight (budget %g), %s activations, method %s; summed "
+                  "sensitivity %.4f; %s allocation",
+                  dir.filename().string().c_str(), a.average_bits, budget, o.a8 ? "INT8" : "float", method.c_str(),
+                  a.calibration_score, a.exact ? "exact" : "rounded");
+    nlohmann::json recipe = {{"description", desc}, {"default", "fp32"}, {"layers", layers}};
+    if (method != "rtn") recipe["method"] = method;
+    std::ofstream(opt.at("-o")) << recipe.dump(1) << "\n";
+    std::string widths;
+    for (const auto& [p, n] : histogram) widths += (widths.empty() ? "" : ", ") + std::to_string(n) + " x " + p;
+    std::printf("tcomp-mixed: %.3f stored bits per weight (budget %g): %s; allocation %.2f s -> %s\n", a.average_bits,
+                budget, widths.c_str(), alloc_s, opt.at("-o").c_str());
+    return 0;
+}
+
 int run(int argc, char** argv) {
     std::vector<std::string> positional;
     std::map<std::string, std::string> opt;
@@ -137,7 +211,8 @@ int run(int argc, char** argv) {
         if (a == "--a16") {
             opt[a] = "";
         } else if (a == "--budget" || a == "-o" || a == "--candidates" || a == "--steps" || a == "--seeds" || a == "--prompts" ||
-                   a == "--table" || a == "--from-table" || a == "--shares" || a == "--stats" || a == "--method") {
+                   a == "--table" || a == "--from-table" || a == "--shares" || a == "--stats" || a == "--method" ||
+                   a == "--data" || a == "--rows") {
             if (i + 1 >= argc) return usage(a + " needs a value");
             opt[a] = argv[++i];
         } else if (a.starts_with("-")) {
@@ -209,6 +284,9 @@ int run(int argc, char** argv) {
         method_recipe.default_method = method;
         if (method != "rtn") o.build = model::method_builder(method_recipe, stats, stats_path);
         const fs::path dir = positional[0];
+        if (model_cli::is_taef2_dir(dir)) return run_taef2(dir, opt, budget->front(), o, method_recipe, stats, stats_path);
+        for (const char* k : {"--data", "--rows"})
+            if (opt.count(k)) return usage(std::string(k) + " applies to the TAEF2 decoder only");
         const model::diffusion_checkpoint ck = model::diffusion_checkpoint::load(dir);
         const auto t0 = std::chrono::steady_clock::now();
         auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };

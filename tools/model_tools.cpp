@@ -216,12 +216,6 @@ image_data read_images(const fs::path& path, const std::string& rows) {
     return d;
 }
 
-/// Latents of a TAEF2 data file ("latents", N x C x H x W float), rows A..B-1.
-struct latent_data {
-    std::vector<float> values;
-    std::int64_t first = 0, n = 0, c = 0, h = 0, w = 0;
-};
-
 latent_data read_latents(const fs::path& path, const std::string& rows, std::int64_t channels) {
     const io::safetensors_file f = io::safetensors_file::open(path);
     if (!f.contains("latents")) tcomp::detail::throw_error<error>(path.string(), ": no tensor \"latents\" (N x C x H x W)");
