@@ -562,10 +562,10 @@ TEST_CASE("taef2 mixed precision: sensitivity per conv and candidate, allocation
         CHECK(L.raw[2] >= L.raw[0]);                               // 2 bits hurt at least as much as 8
     }
     // Between the cheapest and the dearest: the budget is kept, and more bits never cost sensitivity.
-    const t2i_allocation a4 = allocate_taef2(table, fp32, 4.0), a6 = allocate_taef2(table, fp32, 6.0);
+    const taef2_allocation a4 = allocate_taef2(table, fp32, 4.0), a6 = allocate_taef2(table, fp32, 6.0);
     CHECK(a4.average_bits <= 4.0);
     CHECK(a6.average_bits <= 6.0);
-    CHECK(a6.calibration_score <= a4.calibration_score);
+    CHECK(a6.sensitivity <= a4.sensitivity);
     CHECK(a4.policies.size() == table.size());
     CHECK_THAT(tcomp_test::error_of([&] { (void)allocate_taef2(table, fp32, 1.0); }),
                Catch::Contains("outside [") && Catch::Contains("cheapest"));

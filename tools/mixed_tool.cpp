@@ -33,7 +33,6 @@
 #include "tcomp/calib/method_names.hpp"
 #include "tcomp/io/statistics_file.hpp"
 #include "tcomp/model/diffusion_checkpoint.hpp"
-#include "tcomp/io/safetensors.hpp"
 #include "tcomp/model/layer_methods.hpp"
 #include "tcomp/model/taef2_mixed_precision.hpp"
 #include "tcomp/model/t2i_mixed_precision.hpp"
@@ -79,20 +78,39 @@ std::optional<std::vector<double>> number_list(const std::string& text) {
     return out;
 }
 
-nlohmann::json table_json(const std::vector<model::layer_sensitivity>& table, const model::t2i_sensitivity_options& o,
+/// The sensitivity table as tcomp-sensitivity-v1 JSON: `settings` (the metric and what was measured on), the
+/// method, the activations and one row per layer.
+nlohmann::json table_json(const std::vector<model::layer_sensitivity>& table, nlohmann::json settings, bool a8,
                           const std::string& method) {
     nlohmann::json rows = nlohmann::json::array();
     for (const auto& L : table)
         rows.push_back({{"layer", L.layer}, {"group", model::to_string(L.group)}, {"out", L.out}, {"in", L.in},
                         {"policies", L.policies}, {"bits", L.bits}, {"raw", L.raw}, {"sensitivity", L.sensitivity}});
-    return {{"format", "tcomp-sensitivity-v1"},
-            {"method", method},
-            {"metric", "content: 1 - SSIM; quality: 10^(-SQNR/10); of the images against FP32's, normalised per group"},
-            {"activations", o.a8 ? "int8:token" : "float"},
-            {"steps", o.steps},
-            {"prompts", o.prompts.prompts.size()},
-            {"seeds", o.prompts.seeds.size()},
-            {"layers", rows}};
+    settings["format"] = "tcomp-sensitivity-v1";
+    settings["method"] = method;
+    settings["activations"] = a8 ? "int8:token" : "float";
+    settings["layers"] = rows;
+    return settings;
+}
+
+/// Writes the allocation as a recipe (every layer named; "method" unless rtn) and returns "n x policy, ..." for
+/// the summary line.
+std::string write_recipe(const std::vector<model::layer_sensitivity>& table,
+                         const std::map<std::string, std::string>& policies, const std::string& description,
+                         const std::string& method, const std::string& path) {
+    nlohmann::json layers = nlohmann::json::array();
+    std::map<std::string, int> histogram;
+    for (const auto& L : table) {
+        const std::string& p = policies.at(L.layer);
+        layers.push_back({{"match", L.layer}, {"policy", p}});
+        ++histogram[p];
+    }
+    nlohmann::json recipe = {{"description", description}, {"default", "fp32"}, {"layers", layers}};
+    if (method != "rtn") recipe["method"] = method;
+    std::ofstream(path) << recipe.dump(1) << "\n";
+    std::string widths;
+    for (const auto& [p, n] : histogram) widths += (widths.empty() ? "" : ", ") + std::to_string(n) + " x " + p;
+    return widths;
 }
 
 std::vector<model::layer_sensitivity> table_from_json(const fs::path& path, const std::string& method) {
@@ -143,9 +161,8 @@ int run_taef2(const fs::path& dir, const std::map<std::string, std::string>& opt
         if (opt.count(k)) return usage(std::string(k) + " does not apply to the TAEF2 decoder");
     if (!opt.count("--data")) return usage("--data LATENTS (its calibration latents) is required for the TAEF2 decoder");
     const model::taef2_config config = model::taef2_config::from_file(dir / "config.json");
-    model::taef2_weights weights;
-    const io::safetensors_file file = io::safetensors_file::open(dir / "model.safetensors");
-    for (const io::tensor_view& t : file.tensors()) weights[t.name] = model::taef2_tensor{t.shape, io::to_float(t)};
+    const model::taef2_weights weights = model::taef2_decoder::read_weights(dir / "model.safetensors");
+    const model::taef2_decoder fp32(config, weights);
     const model_cli::latent_data d =
         model_cli::read_latents(opt.at("--data"), opt.count("--rows") ? opt.at("--rows") : "", config.latent_channels);
     const std::string& method = *method_recipe.default_method;
@@ -161,43 +178,33 @@ int run_taef2(const fs::path& dir, const std::map<std::string, std::string>& opt
         table = table_from_json(opt.at("--from-table"), method);
     } else {
         std::size_t done = 0;
-        o.progress = [&](const std::string& layer) { std::fprintf(stderr, "\r  sensitivity %zu/41 %-24s", ++done, layer.c_str()); };
+        const std::size_t total = fp32.convs().size();
+        o.progress = [&](const std::string& layer) {
+            std::fprintf(stderr, "\r  sensitivity %zu/%zu %-24s", ++done, total, layer.c_str());
+        };
         table = model::measure_taef2_sensitivity(config, weights, {d.values, d.n, d.h, d.w}, o);
         std::fprintf(stderr, "\n");
         std::printf("tcomp-mixed: sensitivity of %zu convs x %zu candidates in %.1f s (%lld calibration latents)\n",
                     table.size(), o.candidates.size(),
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), static_cast<long long>(d.n));
         if (opt.count("--table")) {
-            nlohmann::json j = table_json(table, common, method);
-            j["metric"] = "10^(-SQNR/10) of the decoded images against FP32's, normalised by the mean";
-            j.erase("steps"), j.erase("prompts"), j.erase("seeds");
-            j["latents"] = d.n;
-            std::ofstream(opt.at("--table")) << j.dump(1) << "\n";
+            const nlohmann::json settings = {
+                {"metric", "10^(-SQNR/10) of the decoded images against FP32's, normalised by the mean"},
+                {"latents", d.n}};
+            std::ofstream(opt.at("--table")) << table_json(table, settings, o.a8, method).dump(1) << "\n";
             std::printf("tcomp-mixed: wrote the sensitivity table %s\n", opt.at("--table").c_str());
         }
     }
     const auto t1 = std::chrono::steady_clock::now();
-    const model::taef2_decoder fp32(config, weights);
-    const model::t2i_allocation a = model::allocate_taef2(table, fp32, budget);
+    const model::taef2_allocation a = model::allocate_taef2(table, fp32, budget);
     const double alloc_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
-    nlohmann::json layers = nlohmann::json::array();
-    std::map<std::string, int> histogram;
-    for (const auto& L : table) {
-        const std::string& p = a.policies.at(L.layer);
-        layers.push_back({{"match", L.layer}, {"policy", p}});
-        ++histogram[p];
-    }
     char desc[400];
     std::snprintf(desc, sizeof desc,
                   "tcomp-mixed: %s at %.3f stored bits per weight (budget %g), %s activations, method %s; summed "
                   "sensitivity %.4f; %s allocation",
                   dir.filename().string().c_str(), a.average_bits, budget, o.a8 ? "INT8" : "float", method.c_str(),
-                  a.calibration_score, a.exact ? "exact" : "rounded");
-    nlohmann::json recipe = {{"description", desc}, {"default", "fp32"}, {"layers", layers}};
-    if (method != "rtn") recipe["method"] = method;
-    std::ofstream(opt.at("-o")) << recipe.dump(1) << "\n";
-    std::string widths;
-    for (const auto& [p, n] : histogram) widths += (widths.empty() ? "" : ", ") + std::to_string(n) + " x " + p;
+                  a.sensitivity, a.exact ? "exact" : "rounded");
+    const std::string widths = write_recipe(table, a.policies, desc, method, opt.at("-o"));
     std::printf("tcomp-mixed: %.3f stored bits per weight (budget %g): %s; allocation %.2f s -> %s\n", a.average_bits,
                 budget, widths.c_str(), alloc_s, opt.at("-o").c_str());
     return 0;
@@ -305,31 +312,25 @@ int run(int argc, char** argv) {
                         table.size(), o.candidates.size(), seconds(), o.prompts.prompts.size() * o.prompts.seeds.size(),
                         o.steps);
             if (opt.count("--table")) {
-                std::ofstream(opt.at("--table")) << table_json(table, o, method).dump(1) << "\n";
+                const nlohmann::json settings = {
+                    {"metric", "content: 1 - SSIM; quality: 10^(-SQNR/10); of the images against FP32's, normalised per group"},
+                    {"steps", o.steps},
+                    {"prompts", o.prompts.prompts.size()},
+                    {"seeds", o.prompts.seeds.size()}};
+                std::ofstream(opt.at("--table")) << table_json(table, settings, o.a8, method).dump(1) << "\n";
                 std::printf("tcomp-mixed: wrote the sensitivity table %s\n", opt.at("--table").c_str());
             }
         }
         const auto t1 = std::chrono::steady_clock::now();
         const model::t2i_allocation a = model::allocate_t2i(ck.config, ck.weights, table, budget->front(), o, shares);
         const double alloc_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
-        nlohmann::json layers = nlohmann::json::array();
-        std::map<std::string, int> histogram;
-        for (const auto& L : table) {
-            const std::string& p = a.policies.at(L.layer);
-            layers.push_back({{"match", L.layer}, {"policy", p}});
-            ++histogram[p];
-        }
         char desc[512];
         std::snprintf(desc, sizeof desc,
                       "tcomp-mixed: %s at %.3f stored bits per weight (budget %g), %s activations, method %s; content "
                       "share %.2f; calibration 1 - SSIM %.5f; %s allocation",
                       dir.filename().string().c_str(), a.average_bits, budget->front(), o.a8 ? "INT8" : "float", method.c_str(),
                       a.content_share, a.calibration_score, a.exact ? "exact" : "rounded");
-        nlohmann::json recipe = {{"description", desc}, {"default", "fp32"}, {"layers", layers}};
-        if (method != "rtn") recipe["method"] = method;
-        std::ofstream(opt.at("-o")) << recipe.dump(1) << "\n";
-        std::string widths;
-        for (const auto& [p, n] : histogram) widths += (widths.empty() ? "" : ", ") + std::to_string(n) + " x " + p;
+        const std::string widths = write_recipe(table, a.policies, desc, method, opt.at("-o"));
         std::printf("tcomp-mixed: %.3f stored bits per weight (budget %g): %s; content share %.2f, calibration 1 - SSIM "
                     "%.5f; allocation and share search %.1f s -> %s\n",
                     a.average_bits, budget->front(), widths.c_str(), a.content_share, a.calibration_score, alloc_s,

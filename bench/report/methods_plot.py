@@ -50,11 +50,7 @@ def main():
             cv.line(L, Y(v), W - R, Y(v), GRID)
             cv.text(L - text_width(f"{v:g}") - 8, int(Y(v)) - 7, f"{v:g}")
         e += 1
-    b = x0 + 0.25
-    while b <= x1:
-        cv.line(X(b), top, X(b), top + ph, GRID)
-        cv.text(int(X(b)) - text_width(f"{b:g}") // 2, top + ph + 8, f"{b:g}")
-        b += 0.5
+    cv.x_ticks(X, math.ceil(x0 * 2) / 2, x1, 0.5, top, top + ph)
     cv.line(L, top, L, top + ph, BLACK)
     cv.line(L, top + ph, W - R, top + ph, BLACK)
     cv.line(L, Y(0.045), W - R, Y(0.045), BLACK, dash=6)
@@ -67,15 +63,12 @@ def main():
             cv.line(X(p[1]), Y(p[2]), X(q[1]), Y(q[2]), c, width=2)
         for p in mine:
             cv.marker(X(p[1]), Y(p[2]), i % 3, c)
-        cv.marker(W - R + 14, legend_y + 7, i % 3, c)
-        cv.text(W - R + 26, legend_y, method, scale=2)
+        cv.legend_entry(W - R, legend_y, i % 3, c, method)
         legend_y += 22
     cv.marker(X(Q4_0[0]), Y(Q4_0[1]), 1, BLACK, filled=False, r=7)
-    cv.marker(W - R + 14, legend_y + 7, 1, BLACK, filled=False, r=7)
-    cv.text(W - R + 26, legend_y, "Q4_0 (issue)", scale=2)
+    cv.legend_entry(W - R, legend_y, 1, BLACK, "Q4_0 (issue)", filled=False, r=7)
     cv.text(L, H - 30, "stored bits per weight (codes + scales + zero points)")
-    with open(a.png, "wb") as f:
-        f.write(cv.png())
+    cv.save(a.png)
     print(f"wrote {a.png}: {len(pts)} points, {len(methods)} methods")
 
 

@@ -538,6 +538,23 @@ class Canvas:
                                 self.set(x + (i * 6 + cx) * scale + a, y + cy * scale + b, c)
         return text_width(s, scale)
 
+    def x_ticks(self, X, first, last, step, top, bottom):
+        """Vertical grid lines with labels below `bottom` at first, first + step, ... <= last (X: value -> pixel)."""
+        v = first
+        while v <= last + 1e-9:
+            self.line(X(v), top, X(v), bottom, GRID)
+            self.text(int(X(v)) - text_width(f"{v:g}") // 2, bottom + 8, f"{v:g}")
+            v += step
+
+    def legend_entry(self, x, y, shape, c, label, filled=True, r=5):
+        """A marker and its label, the label's top at y."""
+        self.marker(x + 14, y + 7, shape, c, filled=filled, r=r)
+        self.text(x + 26, y, label, scale=2)
+
+    def save(self, path):
+        with open(path, "wb") as f:
+            f.write(self.png())
+
     def png(self):
         raw = b"".join(b"\x00" + bytes(self.px[3 * y * self.w: 3 * (y + 1) * self.w]) for y in range(self.h))
 

@@ -51,11 +51,7 @@ def main():
             yv = y0 + (y1 - y0) * i / steps
             cv.line(L, Y(yv), W - R, Y(yv), GRID)
             cv.text(L - text_width(f"{yv:g}") - 8, int(Y(yv)) - 7, f"{yv:g}")
-        b = int(x0 * 2 + 1) / 2
-        while b <= x1:
-            cv.line(X(b), top, X(b), top + panel_h, GRID)
-            cv.text(int(X(b)) - text_width(f"{b:g}") // 2, top + panel_h + 8, f"{b:g}")
-            b += 0.5
+        cv.x_ticks(X, int(x0 * 2 + 1) / 2, x1, 0.5, top, top + panel_h)
         cv.line(L, top, L, top + panel_h, BLACK)
         cv.line(L, top + panel_h, W - R, top + panel_h, BLACK)
         if col == 3 and fp32 is not None:
@@ -70,15 +66,12 @@ def main():
             shape = 0 if p[0].startswith("mixed") else 1 + i % 2
             cv.marker(X(p[1]), Y(p[col]), shape, c)
             if k == 0 and not p[0].startswith("mixed"):
-                cv.marker(W - R + 14, legend_y + 7, shape, c)
-                cv.text(W - R + 26, legend_y, p[0].replace("uniform_", ""), scale=2)
+                cv.legend_entry(W - R, legend_y, shape, c, p[0].replace("uniform_", ""))
                 legend_y += 22
         if k == 0:
-            cv.marker(W - R + 14, legend_y + 7, 0, PALETTE[0])
-            cv.text(W - R + 26, legend_y, "mixed (tcomp-mixed)", scale=2)
+            cv.legend_entry(W - R, legend_y, 0, PALETTE[0], "mixed (tcomp-mixed)")
     cv.text(L, H - 24, "stored bits per weight (16 / x smaller than FP16)")
-    with open(a.png, "wb") as f:
-        f.write(cv.png())
+    cv.save(a.png)
     print(f"wrote {a.png}: {len(pts)} recipes")
 
 

@@ -263,10 +263,16 @@ public:
                               conv_weight_order order = default_weight_order) {
         taef2_config config = taef2_config::from_file(dir / "config.json");
         const auto path = dir / "model.safetensors";
-        const io::safetensors_file file = io::safetensors_file::open(path);
+        return taef2_decoder(std::move(config), read_weights(path), policies, default_policy, path.string(), build_conv,
+                             order);
+    }
+
+    /// Every tensor of a safetensors file (F16/BF16/F32, widened to float), by name.
+    static taef2_weights read_weights(const std::filesystem::path& file) {
+        const io::safetensors_file f = io::safetensors_file::open(file);
         taef2_weights weights;
-        for (const io::tensor_view& t : file.tensors()) weights[t.name] = taef2_tensor{t.shape, io::to_float(t)};
-        return taef2_decoder(std::move(config), weights, policies, default_policy, path.string(), build_conv, order);
+        for (const io::tensor_view& t : f.tensors()) weights[t.name] = taef2_tensor{t.shape, io::to_float(t)};
+        return weights;
     }
 
     taef2_decoder(taef2_decoder&&) noexcept = default;

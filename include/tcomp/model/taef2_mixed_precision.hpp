@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <span>
 #include <string>
 #include <vector>
@@ -78,9 +79,16 @@ inline std::vector<layer_sensitivity> measure_taef2_sensitivity(const taef2_conf
     return out;
 }
 
+struct taef2_allocation {
+    std::map<std::string, std::string> policies;  // conv -> policy
+    double average_bits = 0.0;                     // stored weight bits / weights
+    double sensitivity = 0.0;                      // the summed normalised sensitivity of the choice
+    bool exact = true;                             // the knapsack solved exactly
+};
+
 /// The policy per conv minimising the summed sensitivity under `bits` stored bits per weight (named errors for a
 /// budget outside [cheapest, dearest] and for a table that does not list the decoder's convs).
-inline t2i_allocation allocate_taef2(const std::vector<layer_sensitivity>& table, const taef2_decoder& decoder,
+inline taef2_allocation allocate_taef2(const std::vector<layer_sensitivity>& table, const taef2_decoder& decoder,
                                      double bits) {
     const std::vector<const conv2d*>& convs = decoder.convs();
     if (table.size() != convs.size())
@@ -110,11 +118,10 @@ inline t2i_allocation allocate_taef2(const std::vector<layer_sensitivity>& table
                                           static_cast<double>(hi) / static_cast<double>(elements),
                                           "], the cheapest and the dearest assignment");
     const allocation_result r = allocate_bits(layers, budget);
-    t2i_allocation out;
+    taef2_allocation out;
     out.exact = r.exact;
     out.average_bits = static_cast<double>(r.cost) / static_cast<double>(elements);
-    out.content_share = 0.0;
-    out.calibration_score = r.sensitivity;
+    out.sensitivity = r.sensitivity;
     for (std::size_t i = 0; i < layers.size(); ++i) out.policies[layers[i].name] = layers[i].candidates[r.choice[i]].policy;
     return out;
 }
